@@ -1,0 +1,10 @@
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  // Transpile only: `npm run build` / `npm run lint` type-check the whole tree once.
+  transform: { '^.+\\.ts$': ['ts-jest', { diagnostics: false }] },
+  snapshotSerializers: ['<rootDir>/test/helpers/asset-hash-serializer.ts'],
+  testTimeout: 120_000,
+};

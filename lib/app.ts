@@ -1,0 +1,38 @@
+import { App, Tags } from 'aws-cdk-lib';
+import { addCompliancePacks } from './compliance';
+import { AppConfig } from './config';
+import { RegionalStack } from './stacks/regional-stack';
+
+/** The stacks one config deploys. */
+export interface ShopStacks {
+  readonly primary: RegionalStack;
+  readonly standby?: RegionalStack;
+}
+
+/**
+ * Builds every stack of a config into an app: one RegionalStack per region, tagged
+ * with app, environment and owner, with the compliance packs registered.
+ */
+export function buildApp(app: App, config: AppConfig): ShopStacks {
+  addCompliancePacks(app);
+  const prefix = config.appName
+    .split('-')
+    .map((part) => part.charAt(0).toUpperCase() + part.slice(1))
+    .join('');
+  const primary = new RegionalStack(app, `${prefix}-Primary`, {
+    config,
+    role: 'primary',
+    description: `${config.appName} primary region (${config.primary.region})`,
+  });
+  const standby = config.standby
+    ? new RegionalStack(app, `${prefix}-Standby`, {
+        config,
+        role: 'standby',
+        description: `${config.appName} warm standby region (${config.standby.region})`,
+      })
+    : undefined;
+  Tags.of(app).add('app', config.appName);
+  Tags.of(app).add('environment', config.environment);
+  Tags.of(app).add('owner', config.owner);
+  return { primary, standby };
+}

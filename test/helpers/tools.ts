@@ -1,0 +1,16 @@
+import { spawnSync } from 'node:child_process';
+
+/**
+ * Whether an external tool the tests need is installed. Under CI=true a missing tool
+ * is an error (the gate must run there); elsewhere the test is skipped with a message.
+ */
+export function requireTool(command: string, purpose: string): boolean {
+  const probe = spawnSync(command, ['--version'], { encoding: 'utf8' });
+  if (!probe.error && probe.status === 0) return true;
+  const message = `${command} is not installed: ${purpose}`;
+  if (process.env.CI === 'true') {
+    throw new Error(`${message}. CI=true requires it; install it (see README "Development").`);
+  }
+  process.stderr.write(`SKIPPED: ${message}. Install it to run these tests.\n`);
+  return false;
+}
