@@ -1,0 +1,240 @@
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import Fastify, { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Pool } from 'pg';
+import { CheckoutRequest, CheckoutService } from './checkout';
+import { Metrics } from './metrics';
+
+/** Runtime state the health routes report. */
+export interface ServiceState {
+  /** Migrations applied; /health/startup is 200 from then on. */
+  started: boolean;
+  /** SIGTERM received; /health/ready is 503 from then on. */
+  draining: boolean;
+}
+
+export interface AppOptions {
+  readonly pool: Pool;
+  readonly checkout: CheckoutService;
+  readonly metrics: Metrics;
+  readonly state: ServiceState;
+  readonly adminToken: string;
+  readonly maxInFlight: number;
+  readonly maxEventLoopDelayMs: number;
+  readonly retryAfterSeconds: number;
+  readonly bodyLimitBytes: number;
+  /** Pino logger for request logs (with request ids); none when omitted. */
+  readonly logger?: FastifyBaseLogger;
+}
+
+const SKU = '^[A-Z0-9][A-Z0-9-]{0,31}$';
+const ID = '^[A-Za-z0-9_-]{1,64}$';
+const UUID = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
+
+const checkoutSchema = {
+  headers: {
+    type: 'object',
+    required: ['idempotency-key'],
+    properties: { 'idempotency-key': { type: 'string', pattern: '^[\\x21-\\x7e]{8,255}$' } },
+  },
+  body: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['customerId', 'items', 'paymentToken'],
+    properties: {
+      customerId: { type: 'string', pattern: ID },
+      paymentToken: { type: 'string', pattern: '^[A-Za-z0-9_-]{4,128}$' },
+      items: {
+        type: 'array',
+        minItems: 1,
+        maxItems: 50,
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['sku', 'quantity'],
+          properties: {
+            sku: { type: 'string', pattern: SKU },
+            quantity: { type: 'integer', minimum: 1, maximum: 100 },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
+const inventorySchema = {
+  params: { type: 'object', properties: { sku: { type: 'string', pattern: SKU } } },
+  body: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['available', 'priceCents'],
+    properties: {
+      available: { type: 'integer', minimum: 0, maximum: 10_000_000 },
+      priceCents: { type: 'integer', minimum: 0, maximum: 100_000_000 },
+    },
+  },
+} as const;
+
+const digest = (value: string) => createHash('sha256').update(value).digest();
+
+/** Constant-time bearer check: compares digests, so neither content nor length leaks. */
+export function bearerMatches(header: string | undefined, token: string): boolean {
+  const presented = header?.startsWith('Bearer ') ? header.slice('Bearer '.length) : '';
+  return timingSafeEqual(digest(presented), digest(token)) && presented.length > 0;
+}
+
+/** Builds the HTTP app: routes, strict validation, load shedding, health. */
+export function buildHttpApp(options: AppOptions): FastifyInstance {
+  const { pool, checkout, metrics, state } = options;
+  const app = Fastify({
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
+    bodyLimit: options.bodyLimitBytes,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true, useDefaults: false },
+    },
+  });
+
+  // Load shedding: refuse new work early, before latency collapses, on the routes that
+  // do work. Health routes are never shed: a shed health check would pull a busy but
+  // healthy instance out of the load balancer and push its load onto the others.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+  let recentLoopDelayMs = 0;
+  const sampler = setInterval(() => {
+    recentLoopDelayMs = loopDelay.percentile(99) / 1e6;
+    loopDelay.reset();
+  }, 500);
+  sampler.unref();
+  let inFlight = 0;
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (!request.url.startsWith('/v1/') && !request.url.startsWith('/admin/')) return;
+    if (inFlight >= options.maxInFlight || recentLoopDelayMs > options.maxEventLoopDelayMs) {
+      metrics.increment('RequestsShed');
+      return reply
+        .code(503)
+        .header('retry-after', String(options.retryAfterSeconds))
+        .send({ error: 'OVERLOADED', message: 'the service is shedding load; retry after the given delay' });
+    }
+    inFlight++;
+    let done = false;
+    reply.raw.once('close', () => {
+      if (!done) inFlight--;
+      done = true;
+    });
+  });
+  app.addHook('onClose', async () => {
+    clearInterval(sampler);
+    loopDelay.disable();
+  });
+
+  app.setErrorHandler(
+    (error: Error & { statusCode?: number; validation?: unknown; code?: string }, request, reply) => {
+      if (error.validation) {
+        return reply.code(400).send({ error: 'INVALID_REQUEST', message: error.message });
+      }
+      const status = error.statusCode ?? 500;
+      if (status < 500) {
+        return reply.code(status).send({ error: error.code ?? 'BAD_REQUEST', message: error.message });
+      }
+      request.log.error({ err: error }, 'request failed');
+      // Database unreachable or pool exhausted: nothing was committed, the client may retry.
+      return reply
+        .code(503)
+        .header('retry-after', String(options.retryAfterSeconds))
+        .send({
+          error: 'UNAVAILABLE',
+          message: 'temporarily unable to process the request; retry after the given delay',
+        });
+    },
+  );
+
+  app.post<{ Body: CheckoutRequest; Headers: { 'idempotency-key': string } }>(
+    '/v1/checkout',
+    { schema: checkoutSchema },
+    async (request, reply) => {
+      const result = await checkout.checkout(request.headers['idempotency-key'], request.body);
+      if (result.retryAfterSeconds) reply.header('retry-after', String(result.retryAfterSeconds));
+      request.log.info(
+        {
+          orderId: result.body.orderId,
+          status: result.body.status ?? result.body.error,
+          statusCode: result.statusCode,
+        },
+        'checkout',
+      );
+      return reply.code(result.statusCode).send(result.body);
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/orders/:id',
+    { schema: { params: { type: 'object', properties: { id: { type: 'string', pattern: UUID } } } } },
+    async (request, reply) => {
+      const { rows } = await pool.query(
+        `SELECT o.id, o.customer_id, o.status, o.amount_cents, o.currency, o.created_at,
+                COALESCE(json_agg(json_build_object('sku', i.sku, 'quantity', i.quantity,
+                  'unitPriceCents', i.unit_price_cents) ORDER BY i.sku) FILTER (WHERE i.sku IS NOT NULL), '[]') AS items
+           FROM orders o LEFT JOIN order_items i ON i.order_id = o.id
+          WHERE o.id = $1 GROUP BY o.id`,
+        [request.params.id],
+      );
+      if (rows.length === 0) return reply.code(404).send({ error: 'NOT_FOUND', message: 'no such order' });
+      const o = rows[0];
+      return {
+        orderId: o.id,
+        customerId: o.customer_id,
+        status: o.status,
+        amountCents: Number(o.amount_cents),
+        currency: o.currency,
+        items: o.items,
+        createdAt: o.created_at,
+      };
+    },
+  );
+
+  app.put<{ Params: { sku: string }; Body: { available: number; priceCents: number } }>(
+    '/admin/inventory/:sku',
+    {
+      schema: inventorySchema,
+      onRequest: async (request: FastifyRequest, reply: FastifyReply) => {
+        if (!bearerMatches(request.headers.authorization, options.adminToken)) {
+          return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'UNAUTHORIZED' });
+        }
+      },
+    },
+    async (request) => {
+      const { sku } = request.params;
+      const { available, priceCents } = request.body;
+      await pool.query(
+        `INSERT INTO inventory (sku, available, price_cents) VALUES ($1, $2, $3)
+         ON CONFLICT (sku) DO UPDATE SET available = $2, price_cents = $3, updated_at = now()`,
+        [sku, available, priceCents],
+      );
+      return { sku, available, priceCents };
+    },
+  );
+
+  app.get('/health/live', async () => ({ status: 'ok' }));
+
+  app.get('/health/startup', async (_request, reply) =>
+    state.started ? { status: 'ok' } : reply.code(503).send({ status: 'starting' }),
+  );
+
+  app.get('/health/ready', async (_request, reply) => {
+    if (state.draining) return reply.code(503).send({ status: 'draining' });
+    if (!state.started) return reply.code(503).send({ status: 'starting' });
+    try {
+      await pool.query('SELECT 1');
+      return { status: 'ok' };
+    } catch {
+      return reply.code(503).send({ status: 'database-unreachable' });
+    }
+  });
+
+  return app;
+}

@@ -1,0 +1,120 @@
+import { z } from 'zod';
+
+const url = (what: string) => z.url({ protocol: /^https?$/, error: `must be an http(s) URL of the ${what}` });
+const ms = (min: number, max: number) =>
+  z.coerce
+    .number({ error: 'must be a number of milliseconds' })
+    .int('must be a whole number of milliseconds')
+    .min(min, `must be at least ${min} ms`)
+    .max(max, `must be at most ${max} ms`);
+const count = (min: number, max: number) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`);
+
+/**
+ * The service's environment. Only PORT, DATABASE_URL, the dependency URLs, the two
+ * queue URLs and ADMIN_TOKEN are required; every tuning knob has a production default.
+ */
+const envSchema = z.object({
+  PORT: count(0, 65535).default(8080),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  DATABASE_URL: z
+    .string({ error: 'is required: a postgres:// connection string' })
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// connection string'),
+  PAYMENT_URL: url('payment gateway'),
+  RECOMMENDATIONS_URL: url('recommendation engine'),
+  ORDER_EVENTS_QUEUE_URL: url('order-events SQS queue'),
+  PAYMENT_RETRY_QUEUE_URL: url('payment-retry SQS queue'),
+  ADMIN_TOKEN: z
+    .string({ error: 'is required: the bearer token of the admin routes' })
+    .min(32, 'must be at least 32 characters (generate one with `openssl rand -hex 32`)'),
+  AWS_REGION: z.string().min(1).default('us-east-1'),
+  CURRENCY: z
+    .string()
+    .regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as USD')
+    .default('USD'),
+
+  /** Database bulkhead: connections this instance may hold. */
+  DB_POOL_SIZE: count(2, 200).default(20),
+  /** How long a request waits for a pooled connection before it is shed. */
+  DB_CONNECT_TIMEOUT_MS: ms(50, 30_000).default(1_000),
+  DB_STATEMENT_TIMEOUT_MS: ms(100, 60_000).default(5_000),
+
+  /** One payment attempt's timeout (the AbortSignal reaches the HTTP request). */
+  PAYMENT_ATTEMPT_TIMEOUT_MS: ms(50, 30_000).default(2_000),
+  /** Retries after the first attempt, on transient errors only. */
+  PAYMENT_RETRIES: count(0, 5).default(2),
+  PAYMENT_BACKOFF_INITIAL_MS: ms(1, 10_000).default(100),
+  PAYMENT_BACKOFF_MAX_MS: ms(1, 30_000).default(1_000),
+  /** Consecutive failed attempts that open the breaker. */
+  PAYMENT_BREAKER_THRESHOLD: count(1, 100).default(5),
+  PAYMENT_BREAKER_HALF_OPEN_AFTER_MS: ms(100, 300_000).default(10_000),
+  /** Payment bulkhead: concurrent calls, and how many more may wait. */
+  PAYMENT_MAX_CONCURRENT: count(1, 1_000).default(50),
+  PAYMENT_MAX_QUEUED: count(0, 10_000).default(100),
+
+  RECOMMENDATIONS_TIMEOUT_MS: ms(10, 5_000).default(300),
+
+  /** Requests in flight on /v1 and /admin above which new ones get 503. */
+  MAX_IN_FLIGHT: count(1, 100_000).default(200),
+  /** Event-loop delay (p99 over the last second) above which new requests get 503. */
+  MAX_EVENT_LOOP_DELAY_MS: ms(10, 10_000).default(200),
+  /** Seconds sent in Retry-After when shedding. */
+  RETRY_AFTER_SECONDS: count(1, 3_600).default(2),
+  BODY_LIMIT_BYTES: count(256, 1_048_576).default(16_384),
+
+  /** How long an idempotency key is held by the request working on it. */
+  IDEMPOTENCY_LEASE_MS: ms(1_000, 600_000).default(30_000),
+  /** How long a duplicate request waits for the first one's answer. */
+  IDEMPOTENCY_WAIT_MS: ms(100, 120_000).default(15_000),
+
+  OUTBOX_INTERVAL_MS: ms(10, 60_000).default(200),
+  OUTBOX_BATCH_SIZE: count(1, 10).default(10),
+  /** Orders stuck in PAYMENT_IN_PROGRESS longer than this are deferred to payment-retry. */
+  STUCK_ORDER_AFTER_MS: ms(1_000, 3_600_000).default(120_000),
+
+  /** Time between SIGTERM and closing the listener, so the load balancer sees readiness fail. */
+  SHUTDOWN_DELAY_MS: ms(0, 300_000).default(0),
+  /** Upper bound on waiting for in-flight requests after the listener closes. */
+  DRAIN_TIMEOUT_MS: ms(100, 300_000).default(25_000),
+  METRICS_INTERVAL_MS: ms(100, 300_000).default(10_000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+/** The validated service configuration. */
+export type ServiceConfig = z.infer<typeof envSchema>;
+
+/** Thrown when the environment is invalid; lists every bad variable. */
+export class ServiceConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid service environment:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ServiceConfigError';
+  }
+}
+
+/** Reads and validates the configuration from an environment (process.env by default). */
+export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
+  const input = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== ''));
+  const result = envSchema.safeParse(input);
+  if (!result.success) {
+    const seen = new Set<string>();
+    const problems: string[] = [];
+    for (const issue of result.error.issues) {
+      const name = issue.path.join('.');
+      if (seen.has(name)) continue;
+      seen.add(name);
+      problems.push(`${name}: ${issue.message}`);
+    }
+    throw new ServiceConfigError(problems);
+  }
+  const config = result.data;
+  if (config.PAYMENT_BACKOFF_MAX_MS < config.PAYMENT_BACKOFF_INITIAL_MS) {
+    throw new ServiceConfigError([
+      `PAYMENT_BACKOFF_MAX_MS: must be at least PAYMENT_BACKOFF_INITIAL_MS (${config.PAYMENT_BACKOFF_INITIAL_MS})`,
+    ]);
+  }
+  return config;
+}
