@@ -22,7 +22,7 @@ export async function postgresAvailable(): Promise<boolean> {
     return true;
   } catch (err) {
     const message = `PostgreSQL is not reachable at ${ADMIN_DATABASE_URL} (${(err as Error).message})`;
-    if (process.env.CI === 'true') throw new Error(`${message}; CI=true requires it`);
+    if (process.env.CI === 'true') throw new Error(`${message}; CI=true requires it`, { cause: err });
     process.stderr.write(`SKIPPED: ${message}. Set DATABASE_URL or start PostgreSQL to run these tests.\n`);
     return false;
   } finally {
