@@ -20,6 +20,8 @@ export interface AppOptions {
   readonly state: ServiceState;
   readonly adminToken: string;
   readonly maxInFlight: number;
+  /** Requests waiting for a pooled connection above which new ones are shed. */
+  readonly maxDbWaiting: number;
   readonly maxEventLoopDelayMs: number;
   readonly retryAfterSeconds: number;
   readonly bodyLimitBytes: number;
@@ -113,7 +115,13 @@ export function buildHttpApp(options: AppOptions): FastifyInstance {
 
   app.addHook('onRequest', async (request, reply) => {
     if (!request.url.startsWith('/v1/') && !request.url.startsWith('/admin/')) return;
-    if (inFlight >= options.maxInFlight || recentLoopDelayMs > options.maxEventLoopDelayMs) {
+    // Three signals of saturation: too much concurrent work, a starved event loop, and
+    // a queue for database connections (the database, not Node, is usually the limit).
+    if (
+      inFlight >= options.maxInFlight ||
+      recentLoopDelayMs > options.maxEventLoopDelayMs ||
+      pool.waitingCount > options.maxDbWaiting
+    ) {
       metrics.increment('RequestsShed');
       return reply
         .code(503)
@@ -143,13 +151,10 @@ export function buildHttpApp(options: AppOptions): FastifyInstance {
       }
       request.log.error({ err: error }, 'request failed');
       // Database unreachable or pool exhausted: nothing was committed, the client may retry.
-      return reply
-        .code(503)
-        .header('retry-after', String(options.retryAfterSeconds))
-        .send({
-          error: 'UNAVAILABLE',
-          message: 'temporarily unable to process the request; retry after the given delay',
-        });
+      return reply.code(503).header('retry-after', String(options.retryAfterSeconds)).send({
+        error: 'UNAVAILABLE',
+        message: 'temporarily unable to process the request; retry after the given delay',
+      });
     },
   );
 

@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Pool, PoolClient } from 'pg';
+import { withClient } from './db/pool';
 import { Metrics } from './metrics';
 import { ChargeOutcome, PaymentGateway } from './payment-client';
 import { Recommender } from './recommendations-client';
@@ -40,18 +41,17 @@ export function requestHash(request: CheckoutRequest): string {
 }
 
 async function inTransaction<T>(pool: Pool, work: (db: PoolClient) => Promise<T>): Promise<T> {
-  const db = await pool.connect();
-  try {
+  return withClient(pool, async (db) => {
     await db.query('BEGIN');
-    const result = await work(db);
-    await db.query('COMMIT');
-    return result;
-  } catch (err) {
-    await db.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    db.release();
-  }
+    try {
+      const result = await work(db);
+      await db.query('COMMIT');
+      return result;
+    } catch (err) {
+      await db.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  });
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -22,14 +22,14 @@ const envSchema = z.object({
   PORT: count(0, 65535).default(8080),
   HOST: z.string().min(1).default('0.0.0.0'),
   DATABASE_URL: z
-    .string({ error: 'is required: a postgres:// connection string' })
+    .string({ error: 'must be a postgres:// connection string' })
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// connection string'),
   PAYMENT_URL: url('payment gateway'),
   RECOMMENDATIONS_URL: url('recommendation engine'),
   ORDER_EVENTS_QUEUE_URL: url('order-events SQS queue'),
   PAYMENT_RETRY_QUEUE_URL: url('payment-retry SQS queue'),
   ADMIN_TOKEN: z
-    .string({ error: 'is required: the bearer token of the admin routes' })
+    .string({ error: 'must be the bearer token of the admin routes' })
     .min(32, 'must be at least 32 characters (generate one with `openssl rand -hex 32`)'),
   AWS_REGION: z.string().min(1).default('us-east-1'),
   CURRENCY: z
@@ -49,8 +49,8 @@ const envSchema = z.object({
   PAYMENT_RETRIES: count(0, 5).default(2),
   PAYMENT_BACKOFF_INITIAL_MS: ms(1, 10_000).default(100),
   PAYMENT_BACKOFF_MAX_MS: ms(1, 30_000).default(1_000),
-  /** Consecutive failed attempts that open the breaker. */
-  PAYMENT_BREAKER_THRESHOLD: count(1, 100).default(5),
+  /** Consecutive failed attempts that open the breaker (a huge value effectively disables it). */
+  PAYMENT_BREAKER_THRESHOLD: count(1, 1_000_000).default(5),
   PAYMENT_BREAKER_HALF_OPEN_AFTER_MS: ms(100, 300_000).default(10_000),
   /** Payment bulkhead: concurrent calls, and how many more may wait. */
   PAYMENT_MAX_CONCURRENT: count(1, 1_000).default(50),
@@ -60,7 +60,9 @@ const envSchema = z.object({
 
   /** Requests in flight on /v1 and /admin above which new ones get 503. */
   MAX_IN_FLIGHT: count(1, 100_000).default(200),
-  /** Event-loop delay (p99 over the last second) above which new requests get 503. */
+  /** Requests queued for a database connection above which new ones get 503 (default: 4 x DB_POOL_SIZE). */
+  MAX_DB_WAITING: count(0, 100_000).optional(),
+  /** Event-loop delay (p99 over the last half second) above which new requests get 503. */
   MAX_EVENT_LOOP_DELAY_MS: ms(10, 10_000).default(200),
   /** Seconds sent in Retry-After when shedding. */
   RETRY_AFTER_SECONDS: count(1, 3_600).default(2),
@@ -106,7 +108,9 @@ export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): Service
       const name = issue.path.join('.');
       if (seen.has(name)) continue;
       seen.add(name);
-      problems.push(`${name}: ${issue.message}`);
+      problems.push(
+        input[name] === undefined ? `${name}: is required (${issue.message})` : `${name}: ${issue.message}`,
+      );
     }
     throw new ServiceConfigError(problems);
   }

@@ -63,6 +63,7 @@ export async function startService(
     state,
     adminToken: config.ADMIN_TOKEN,
     maxInFlight: config.MAX_IN_FLIGHT,
+    maxDbWaiting: config.MAX_DB_WAITING ?? config.DB_POOL_SIZE * 4,
     maxEventLoopDelayMs: config.MAX_EVENT_LOOP_DELAY_MS,
     retryAfterSeconds: config.RETRY_AFTER_SECONDS,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,

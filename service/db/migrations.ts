@@ -1,5 +1,6 @@
 import { Pool, PoolClient } from 'pg';
 import { MigrationParams, Umzug, UmzugStorage } from 'umzug';
+import { withClient } from './pool';
 
 type Migration = { name: string; up: (params: MigrationParams<PoolClient>) => Promise<void> };
 
@@ -89,34 +90,34 @@ const MIGRATION_LOCK_ID = 0x5e0c_4e11;
  * @returns the names of the migrations applied by this call
  */
 export async function migrate(pool: Pool): Promise<string[]> {
-  const db = await pool.connect();
-  try {
+  return withClient(pool, async (db) => {
     await db.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);
-    await db.query(
-      'CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
-    );
-    const umzug = new Umzug<PoolClient>({
-      migrations: MIGRATIONS.map((m) => ({
-        name: m.name,
-        up: async (params) => {
-          await db.query('BEGIN');
-          try {
-            await m.up(params);
-            await db.query('COMMIT');
-          } catch (err) {
-            await db.query('ROLLBACK');
-            throw err;
-          }
-        },
-      })),
-      context: db,
-      storage: new PgStorage(db),
-      logger: undefined,
-    });
-    const applied = await umzug.up();
-    return applied.map((m) => m.name);
-  } finally {
-    await db.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]).catch(() => undefined);
-    db.release();
-  }
+    try {
+      await db.query(
+        'CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
+      );
+      const umzug = new Umzug<PoolClient>({
+        migrations: MIGRATIONS.map((m) => ({
+          name: m.name,
+          up: async (params) => {
+            await db.query('BEGIN');
+            try {
+              await m.up(params);
+              await db.query('COMMIT');
+            } catch (err) {
+              await db.query('ROLLBACK');
+              throw err;
+            }
+          },
+        })),
+        context: db,
+        storage: new PgStorage(db),
+        logger: undefined,
+      });
+      const applied = await umzug.up();
+      return applied.map((m) => m.name);
+    } finally {
+      await db.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]).catch(() => undefined);
+    }
+  });
 }

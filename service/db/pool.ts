@@ -1,4 +1,4 @@
-import { Pool } from 'pg';
+import { Pool, PoolClient } from 'pg';
 import { ServiceConfig } from '../config';
 
 /**
@@ -20,4 +20,28 @@ export function createPool(config: ServiceConfig): Pool {
   // the pool discards the client and the next query opens a new one.
   pool.on('error', () => undefined);
   return pool;
+}
+
+/**
+ * Runs work on a dedicated client. While checked out, a client whose connection drops
+ * between queries emits 'error' with nobody listening, which would crash the process
+ * (pg attaches its own listener only to idle clients); the listener here absorbs it and
+ * the client is destroyed instead of returned to the pool.
+ */
+export async function withClient<T>(pool: Pool, work: (db: PoolClient) => Promise<T>): Promise<T> {
+  const db = await pool.connect();
+  let broken: Error | undefined;
+  const onError = (err: Error) => {
+    broken = err;
+  };
+  db.on('error', onError);
+  try {
+    return await work(db);
+  } catch (err) {
+    broken ??= err as Error;
+    throw err;
+  } finally {
+    db.off('error', onError);
+    db.release(broken);
+  }
 }
