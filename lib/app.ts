@@ -31,8 +31,15 @@ export function buildApp(app: App, config: AppConfig): ShopStacks {
         description: `${config.appName} warm standby region (${config.standby.region})`,
       })
     : undefined;
-  Tags.of(app).add('app', config.appName);
-  Tags.of(app).add('environment', config.environment);
-  Tags.of(app).add('owner', config.owner);
+  // The standby's cluster joins the global cluster the primary creates.
+  standby?.addStackDependency(
+    primary,
+    'the standby cluster joins the global database the primary stack creates',
+  );
+  // DBProxyTargetGroup takes no Tags in CloudFormation, though CDK believes it does.
+  const tagOptions = { excludeResourceTypes: ['AWS::RDS::DBProxyTargetGroup'] };
+  Tags.of(app).add('app', config.appName, tagOptions);
+  Tags.of(app).add('environment', config.environment, tagOptions);
+  Tags.of(app).add('owner', config.owner, tagOptions);
   return { primary, standby };
 }

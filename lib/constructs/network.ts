@@ -1,9 +1,10 @@
-import { ArnFormat, CfnResource, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { CfnResource, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { allowLogsToUseKey } from '../kms';
 import { acknowledge } from '../compliance';
 
 /** The interface endpoints the workload needs to keep working without a NAT gateway. */
@@ -164,31 +165,7 @@ export class Network extends Construct {
         removalPolicy,
       });
     if (flowLogKey instanceof kms.Key) {
-      const region = Stack.of(this).region;
-      flowLogKey.addToResourcePolicy(
-        new iam.PolicyStatement({
-          sid: 'AllowCloudWatchLogsForFlowLogs',
-          principals: [new iam.ServicePrincipal(`logs.${region}.amazonaws.com`)],
-          actions: [
-            'kms:Encrypt*',
-            'kms:Decrypt*',
-            'kms:ReEncrypt*',
-            'kms:GenerateDataKey*',
-            'kms:Describe*',
-          ],
-          resources: ['*'],
-          conditions: {
-            ArnLike: {
-              'kms:EncryptionContext:aws:logs:arn': Stack.of(this).formatArn({
-                service: 'logs',
-                resource: 'log-group',
-                resourceName: '*',
-                arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-              }),
-            },
-          },
-        }),
-      );
+      allowLogsToUseKey(flowLogKey, 'AllowCloudWatchLogsForFlowLogs');
     }
 
     this.flowLogGroup = new logs.LogGroup(this, 'FlowLogGroup', {

@@ -22,20 +22,32 @@ export interface SecurityGroupsProps {
   readonly appPort?: number;
 
   /**
-   * Port of the database and its proxy. Must not be an engine's default port.
+   * Port of the database cluster. Must not be an engine's default port.
    *
    * @default 5433
    */
   readonly databasePort?: number;
+
+  /**
+   * Port RDS Proxy listens on. RDS Proxy always uses the engine's default port (5432
+   * for PostgreSQL) and cannot be moved; only the app and Lambda groups reach it.
+   *
+   * @default 5432
+   */
+  readonly proxyPort?: number;
 }
 
 /**
  * Tier 2: the least-privilege security group graph.
  *
  * ```
- * allowed CIDRs --443/80--> loadBalancer --app port--> app --db port--> databaseProxy --db port--> database
- *                                                      lambda --db port--> databaseProxy
+ * allowed CIDRs --443/80--> loadBalancer --app port--> app --5432--> databaseProxy --db port--> database
+ *                                                      lambda --5432--> databaseProxy
  * ```
+ *
+ * The last hop (proxy to database, on the cluster's port) is authorized by the proxy
+ * itself when it is created with these groups (`Database` does; so does any CDK
+ * `DatabaseProxy`), not here: the same rule twice fails the deploy.
  *
  * No group allows SSH or RDP (operators use SSM Session Manager); every group starts
  * with no egress and gets only what its role needs. `app` and `lambda` may reach
@@ -56,6 +68,8 @@ export class SecurityGroups extends Construct {
   public readonly appPort: number;
   /** The resolved database port. */
   public readonly databasePort: number;
+  /** The resolved proxy port. */
+  public readonly proxyPort: number;
 
   constructor(scope: Construct, id: string, props: SecurityGroupsProps) {
     super(scope, id);
@@ -63,6 +77,8 @@ export class SecurityGroups extends Construct {
     const databasePort = props.databasePort ?? 5433;
     this.appPort = appPort;
     this.databasePort = databasePort;
+    const proxyPort = props.proxyPort ?? 5432;
+    this.proxyPort = proxyPort;
 
     if (props.allowedIngressCidrs.length === 0) {
       throw new Error(
@@ -113,13 +129,14 @@ export class SecurityGroups extends Construct {
 
     this.loadBalancer.connections.allowTo(this.app, ec2.Port.tcp(appPort), 'ALB to the checkout service');
     for (const client of [this.app, this.lambda]) {
-      client.connections.allowTo(this.databaseProxy, ec2.Port.tcp(databasePort), 'To RDS Proxy');
+      client.connections.allowTo(this.databaseProxy, ec2.Port.tcp(proxyPort), 'To RDS Proxy');
       client.addEgressRule(
         ec2.Peer.anyIpv4(),
         ec2.Port.tcp(443),
         'HTTPS to AWS APIs and the payment gateway',
       );
     }
-    this.databaseProxy.connections.allowTo(this.database, ec2.Port.tcp(databasePort), 'RDS Proxy to Aurora');
+    // No proxy -> database rule here: CDK's DatabaseProxy opens the cluster's port to the
+    // proxy's group itself, and EC2 refuses a second rule for the same flow at deploy time.
   }
 }

@@ -4,7 +4,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { SecurityGroups } from '../../lib/constructs/security-groups';
 import { RegionalStack } from '../../lib/stacks/regional-stack';
 import { buildTestApp, configWith, shippedConfig } from '../helpers/app';
-import { IngressEdge, admits, ingressGraph } from '../helpers/ingress-graph';
+import { IngressEdge, admits, egressGraph, ingressGraph } from '../helpers/ingress-graph';
 
 function logicalId(stack: Stack, sg: ec2.ISecurityGroup): string {
   return stack.getLogicalId(sg.node.defaultChild as ec2.CfnSecurityGroup);
@@ -17,17 +17,36 @@ describe('SecurityGroups in the production RegionalStack', () => {
   const id = (sg: ec2.ISecurityGroup) => logicalId(stack, sg);
   const graph = ingressGraph(Template.fromStack(stack));
   const dbPort = 5433;
+  const proxyPort = 5432; // RDS Proxy listens on the engine default and cannot move
+  const rotationGroup = () => {
+    const rotation = stack.database.node.findChild('RotationSecurityGroup');
+    return logicalId(stack, rotation as ec2.ISecurityGroup);
+  };
 
   test('the whole ingress graph is exactly the designed one', () => {
     // GIVEN the default config (public storefront, app port 8080, database port 5433)
     // WHEN the stack is synthesized THEN these and only these inbound flows exist
     const endpoints = logicalId(stack, stack.network.endpointSecurityGroup);
+    const rotation = rotationGroup();
     const expected: IngressEdge[] = [
       { to: id(sgs.loadBalancer), from: '0.0.0.0/0', protocol: 'tcp', fromPort: 443, toPort: 443 },
       { to: id(sgs.loadBalancer), from: '0.0.0.0/0', protocol: 'tcp', fromPort: 80, toPort: 80 },
       { to: id(sgs.app), from: id(sgs.loadBalancer), protocol: 'tcp', fromPort: 8080, toPort: 8080 },
-      { to: id(sgs.databaseProxy), from: id(sgs.app), protocol: 'tcp', fromPort: dbPort, toPort: dbPort },
-      { to: id(sgs.databaseProxy), from: id(sgs.lambda), protocol: 'tcp', fromPort: dbPort, toPort: dbPort },
+      {
+        to: id(sgs.databaseProxy),
+        from: id(sgs.app),
+        protocol: 'tcp',
+        fromPort: proxyPort,
+        toPort: proxyPort,
+      },
+      {
+        to: id(sgs.databaseProxy),
+        from: id(sgs.lambda),
+        protocol: 'tcp',
+        fromPort: proxyPort,
+        toPort: proxyPort,
+      },
+      // added by RDS Proxy itself (with a reference to the cluster's port), once
       {
         to: id(sgs.database),
         from: id(sgs.databaseProxy),
@@ -35,6 +54,8 @@ describe('SecurityGroups in the production RegionalStack', () => {
         fromPort: dbPort,
         toPort: dbPort,
       },
+      // the Secrets Manager rotation function (a Lambda) connects to the cluster itself
+      { to: id(sgs.database), from: rotation, protocol: 'tcp', fromPort: dbPort, toPort: dbPort },
       { to: endpoints, from: id(sgs.app), protocol: 'tcp', fromPort: 443, toPort: 443 },
       { to: endpoints, from: id(sgs.lambda), protocol: 'tcp', fromPort: 443, toPort: 443 },
     ];
@@ -55,18 +76,17 @@ describe('SecurityGroups in the production RegionalStack', () => {
     expect(graph.filter((e) => admits(e, 22) || admits(e, 3389))).toEqual([]);
   });
 
-  test('the database port is reachable only from the app and Lambda groups, through the proxy', () => {
-    const onDbPort = graph.filter((e) => admits(e, dbPort));
-    expect(
-      onDbPort
-        .filter((e) => e.to === id(sgs.databaseProxy))
-        .map((e) => e.from)
-        .sort(),
-    ).toEqual([id(sgs.app), id(sgs.lambda)].sort());
-    expect(onDbPort.filter((e) => e.to === id(sgs.database)).map((e) => e.from)).toEqual([
-      id(sgs.databaseProxy),
-    ]);
-    expect(onDbPort.every((e) => [id(sgs.databaseProxy), id(sgs.database)].includes(e.to))).toBe(true);
+  test('the database is reachable only from the app and Lambda groups, through the proxy', () => {
+    const toProxy = graph.filter((e) => e.to === id(sgs.databaseProxy));
+    expect(toProxy.map((e) => e.from).sort()).toEqual([id(sgs.app), id(sgs.lambda)].sort());
+    expect(toProxy.every((e) => e.fromPort === proxyPort && e.toPort === proxyPort)).toBe(true);
+    const toCluster = graph.filter((e) => e.to === id(sgs.database));
+    expect([...new Set(toCluster.map((e) => e.from))].sort()).toEqual(
+      [id(sgs.databaseProxy), rotationGroup()].sort(),
+    );
+    expect(toCluster.every((e) => e.fromPort === dbPort && e.toPort === dbPort)).toBe(true);
+    const onDatabasePorts = graph.filter((e) => admits(e, dbPort) || admits(e, proxyPort));
+    expect(onDatabasePorts.every((e) => [id(sgs.databaseProxy), id(sgs.database)].includes(e.to))).toBe(true);
   });
 
   test('no group allows all outbound traffic', () => {
@@ -77,6 +97,34 @@ describe('SecurityGroups in the production RegionalStack', () => {
       expect(egress.filter((rule) => rule.IpProtocol === '-1' && rule.CidrIp === '0.0.0.0/0')).toEqual([]);
     }
   });
+});
+
+describe('SecurityGroups in every synthesized stack', () => {
+  const stacksOf = (name: 'default' | 'lean') => {
+    const { stacks } = buildTestApp(shippedConfig(name));
+    return [stacks.primary, ...(stacks.standby ? [stacks.standby] : [])];
+  };
+  const key = (e: IngressEdge) => `${e.from} -> ${e.to} ${e.protocol}/${e.fromPort}-${e.toPort}`;
+  const repeated = (edges: IngressEdge[]) => edges.map(key).filter((k, i, all) => all.indexOf(k) !== i);
+
+  test.each(['default', 'lean'] as const)(
+    '%s: no two rules authorize the same flow (EC2 refuses a duplicate rule and the deploy fails)',
+    (name) => {
+      for (const stack of stacksOf(name)) {
+        const template = Template.fromStack(stack);
+        // GIVEN rules added by our constructs and by CDK's own (RDS Proxy, rotation)
+        // THEN each flow is authorized once, counting resolved port references
+        expect({ stack: stack.stackName, ingress: repeated(ingressGraph(template)) }).toEqual({
+          stack: stack.stackName,
+          ingress: [],
+        });
+        expect({ stack: stack.stackName, egress: repeated(egressGraph(template)) }).toEqual({
+          stack: stack.stackName,
+          egress: [],
+        });
+      }
+    },
+  );
 });
 
 describe('SecurityGroups with restricted CIDRs', () => {
@@ -119,6 +167,6 @@ describe('SecurityGroups validation', () => {
 });
 
 function byKey(a: IngressEdge, b: IngressEdge): number {
-  const key = (e: IngressEdge) => `${e.to}|${e.from}|${e.fromPort}`;
+  const key = (e: IngressEdge) => `${e.to}|${e.from}|${e.fromPort}|${e.toPort}`;
   return key(a).localeCompare(key(b));
 }
