@@ -1,4 +1,6 @@
-import { ServiceConfigError, loadServiceConfig } from '../../service/config';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SERVICE_NODE_FLAGS, ServiceConfigError, loadServiceConfig } from '../../service/config';
 
 const valid = {
   DATABASE_URL: 'postgres://u@127.0.0.1:5432/shop',
@@ -63,5 +65,15 @@ describe('service configuration', () => {
 
   test('an empty variable counts as unset', () => {
     expect(loadServiceConfig({ ...valid, PORT: '' }).PORT).toBe(8080);
+  });
+});
+
+describe('service runtime flags', () => {
+  test('`npm run service` runs with the same Node.js flags as the fleet and the benchmark', () => {
+    const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    expect(SERVICE_NODE_FLAGS).toContain('--max-old-space-size=128');
+    expect(pkg.scripts.service).toBe(`node ${SERVICE_NODE_FLAGS.join(' ')} --import tsx service/main.ts`);
   });
 });

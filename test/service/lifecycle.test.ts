@@ -4,7 +4,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { Metrics } from '../../service/metrics';
 import { OutboxRelay } from '../../service/outbox-relay';
 import { createPool } from '../../service/db/pool';
-import { loadServiceConfig } from '../../service/config';
+import { SERVICE_NODE_FLAGS, loadServiceConfig } from '../../service/config';
 import { FakePaymentGateway } from '../../service/fakes/payment-gateway';
 import { FakeRecommendations } from '../../service/fakes/recommendations';
 import { TestDatabase, createTestDatabase, postgresAvailable } from './helpers/database';
@@ -126,10 +126,14 @@ describe('the bundled service (dist/service.js)', () => {
         LOG_LEVEL: 'info',
       }),
     };
-    const child: ChildProcess = spawn(process.execPath, [join(ROOT, 'dist', 'service.js')], {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child: ChildProcess = spawn(
+      process.execPath,
+      [...SERVICE_NODE_FLAGS, join(ROOT, 'dist', 'service.js')],
+      {
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stdout = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (stdout += d.toString()));

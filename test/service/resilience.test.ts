@@ -59,7 +59,10 @@ describe('payment gateway hangs', () => {
       const chargesBefore = h.payment.charges.size;
       for (let i = 0; i < 5; i++) {
         const [res, ms] = await timed(() => checkout(url, newKey('open'), body));
-        expect(res.body.status).toBe('PENDING_PAYMENT');
+        expect({ status: res.status, body: res.body }).toMatchObject({
+          status: 201,
+          body: { status: 'PENDING_PAYMENT' },
+        });
         expect(ms).toBeLessThan(150);
       }
       expect(h.payment.charges.size).toBe(chargesBefore);
@@ -78,6 +81,43 @@ describe('payment gateway hangs', () => {
       const healed = await checkout(url, newKey('healed'), body);
       expect(healed.body.status).toBe('CONFIRMED');
       expect(h.service.payments.breakerState).toBe('closed');
+    },
+  );
+
+  withHarness(
+    'callers arriving during the half-open trial are deferred at once, not held behind the trial',
+    {
+      PAYMENT_ATTEMPT_TIMEOUT_MS: '2000',
+      PAYMENT_RETRIES: '0',
+      PAYMENT_BREAKER_THRESHOLD: '1',
+      PAYMENT_BREAKER_HALF_OPEN_AFTER_MS: '300',
+    },
+    async (h) => {
+      const url = h.service.url;
+      await setStock(url, 'TRIAL-1', 100);
+      const body = checkoutBody({ items: [{ sku: 'TRIAL-1', quantity: 1 }] });
+      h.payment.set({ mode: 'error' });
+      await checkout(url, newKey(), body);
+      expect(h.service.payments.breakerState).toBe('open');
+      h.payment.set({ mode: 'hang' });
+      await sleep(400);
+
+      // GIVEN the half-open trial call is hanging on the gateway (for its 2 s timeout)
+      const trial = checkout(url, newKey('trial'), body);
+      for (let i = 0; i < 100 && h.service.payments.breakerState !== 'half-open'; i++) await sleep(10);
+      expect(h.service.payments.breakerState).toBe('half-open');
+
+      // WHEN another buyer checks out during the trial
+      const [during, duringMs] = await timed(() => checkout(url, newKey('during'), body));
+
+      // THEN it is deferred without waiting for the trial's outcome (cockatiel alone
+      // holds it until the trial's attempt times out, ~2 s, then re-runs it)
+      expect(during.status).toBe(201);
+      expect(during.body.status).toBe('PENDING_PAYMENT');
+      expect(duringMs).toBeLessThan(1_000);
+      // AND the trial still decides the breaker: it times out and reopens it
+      expect((await trial).body.status).toBe('PENDING_PAYMENT');
+      expect(h.service.payments.breakerState).toBe('open');
     },
   );
 
