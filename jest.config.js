@@ -5,6 +5,8 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   // Transpile only: `npm run build` / `npm run lint` type-check the whole tree once.
   transform: { '^.+\\.ts$': ['ts-jest', { diagnostics: false }] },
+  // No test may look for real AWS credentials or reach instance metadata.
+  setupFiles: ['<rootDir>/test/helpers/offline-aws-env.ts'],
   snapshotSerializers: ['<rootDir>/test/helpers/asset-hash-serializer.ts'],
   testTimeout: 120_000,
 };

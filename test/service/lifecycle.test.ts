@@ -9,7 +9,8 @@ import { FakePaymentGateway } from '../../service/fakes/payment-gateway';
 import { FakeRecommendations } from '../../service/fakes/recommendations';
 import { TestDatabase, createTestDatabase, postgresAvailable } from './helpers/database';
 import { checkout, checkoutBody, newKey, serviceEnv, setStock, startHarness } from './helpers/harness';
-import { FAKE_AWS_ENV, MotoSqs, motoAvailable } from './helpers/moto';
+import { OFFLINE_AWS_ENV } from '../helpers/offline-aws-env';
+import { MotoSqs, motoAvailable } from './helpers/moto';
 
 const ROOT = join(__dirname, '..', '..');
 let ready = false;
@@ -26,7 +27,7 @@ beforeAll(async () => {
     'order-events': await moto.createQueue('order-events'),
     'payment-retry': await moto.createQueue('payment-retry'),
   };
-  Object.assign(process.env, FAKE_AWS_ENV, { AWS_ENDPOINT_URL: moto.endpoint });
+  Object.assign(process.env, OFFLINE_AWS_ENV, { AWS_ENDPOINT_URL: moto.endpoint });
 }, 60_000);
 afterAll(async () => {
   await moto?.stop();

@@ -6,13 +6,7 @@ import {
   ReceiveMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
-
-/** Credentials moto accepts; nothing here can reach a real AWS endpoint. */
-export const FAKE_AWS_ENV = {
-  AWS_ACCESS_KEY_ID: 'testing',
-  AWS_SECRET_ACCESS_KEY: 'testing',
-  AWS_REGION: 'us-east-1',
-};
+import { OFFLINE_AWS_ENV } from '../../helpers/offline-aws-env';
 
 /** Whether moto_server is installed (skip with a message, or fail under CI=true). */
 export function motoAvailable(): boolean {
@@ -50,7 +44,7 @@ export class MotoSqs {
     const endpoint = `http://127.0.0.1:${port}`;
     const client = new SQSClient({
       endpoint,
-      region: FAKE_AWS_ENV.AWS_REGION,
+      region: OFFLINE_AWS_ENV.AWS_REGION,
       credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
     });
     const deadline = Date.now() + 20_000;
