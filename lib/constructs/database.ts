@@ -346,7 +346,7 @@ export class Database extends Construct {
     }
 
     this.acknowledgeFindings(secondary, props.securityGroup, protect);
-    this.createAlarms(readers, props.global, props.connectionsAlarmThreshold ?? 1_000);
+    this.createAlarms(readers, serverless, props.global, props.connectionsAlarmThreshold ?? 1_000);
     if (props.alarmTopic) {
       const action = new cloudwatchActions.SnsAction(props.alarmTopic);
       for (const alarm of this.alarms) {
@@ -435,7 +435,12 @@ export class Database extends Construct {
     return this.proxy.endpoint;
   }
 
-  private createAlarms(readers: number, global: GlobalRole | undefined, connectionsThreshold: number): void {
+  private createAlarms(
+    readers: number,
+    serverless: boolean,
+    global: GlobalRole | undefined,
+    connectionsThreshold: number,
+  ): void {
     const cluster = this.cluster;
     const five = Duration.minutes(5);
     const add = (alarm: cloudwatch.Alarm) => this.alarms.push(alarm);
@@ -447,14 +452,25 @@ export class Database extends Construct {
         summary: 'Aurora CPU above 80% for 15 minutes',
       }),
     );
+    // Serverless v2 scales its memory with capacity (about 2 GiB per ACU; 1 GiB at the
+    // 0.5 ACU floor), so a fixed FreeableMemory floor says little there. What runs out
+    // is the capacity ceiling: ACUUtilization (capacity as a share of the maximum) near
+    // 100% means it cannot scale further.
     add(
-      runbookAlarm(this, 'FreeableMemoryLow', 'database-memory', {
-        metric: cluster.metricFreeableMemory({ period: five, statistic: 'Minimum' }),
-        threshold: 512 * 1024 * 1024,
-        comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-        evaluationPeriods: 3,
-        summary: 'Aurora freeable memory below 512 MiB for 15 minutes',
-      }),
+      serverless
+        ? runbookAlarm(this, 'CapacityHigh', 'database-memory', {
+            metric: cluster.metric('ACUUtilization', { period: five, statistic: 'Maximum' }),
+            threshold: 90,
+            evaluationPeriods: 3,
+            summary: 'Aurora Serverless v2 above 90% of its maximum capacity for 15 minutes',
+          })
+        : runbookAlarm(this, 'FreeableMemoryLow', 'database-memory', {
+            metric: cluster.metricFreeableMemory({ period: five, statistic: 'Minimum' }),
+            threshold: 512 * 1024 * 1024,
+            comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            evaluationPeriods: 3,
+            summary: 'Aurora freeable memory below 512 MiB for 15 minutes',
+          }),
     );
     add(
       runbookAlarm(this, 'ConnectionsHigh', 'database-connections', {

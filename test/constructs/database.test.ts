@@ -163,6 +163,18 @@ describe('Database in the lean stack', () => {
     lean.hasResourceProperties('AWS::RDS::DBInstance', { DBInstanceClass: 'db.serverless' });
     lean.resourceCountIs('AWS::RDS::GlobalCluster', 0);
   });
+
+  test('alarms on capacity near its ceiling instead of a fixed free-memory floor', () => {
+    // GIVEN Serverless v2, whose memory grows with capacity
+    const alarms = Object.values(lean.findResources('AWS::CloudWatch::Alarm')).map((a) => a.Properties);
+    // THEN the memory runbook's alarm watches ACUUtilization, and FreeableMemory is not alarmed
+    expect(alarms.filter((a) => a.MetricName === 'FreeableMemory')).toEqual([]);
+    expect(alarms.find((a) => a.MetricName === 'ACUUtilization')).toMatchObject({
+      Threshold: 90,
+      ComparisonOperator: 'GreaterThanThreshold',
+      AlarmDescription: expect.stringMatching(/Runbook: docs\/runbooks\/database-memory\.md$/),
+    });
+  });
 });
 
 describe('Database validation', () => {
