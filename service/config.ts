@@ -128,7 +128,7 @@ export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): Service
  * fleet's systemd unit, the benchmark, the lifecycle tests).
  *
  * `--max-old-space-size=128` caps V8's old generation. Without a cap V8 lets it grow
- * toward its default limit (about 2 GiB here) before collecting hard, so RSS under load
+ * toward its default limit (about 4 GiB on a 24 GiB machine) before collecting hard, so RSS under load
  * climbed to 250-260 MB while the live set stays a few tens of MB; with the cap it held
  * at about 160 MB at the same throughput (bench/checkout.ts, see the README). The
  * service keeps no unbounded in-memory state (idempotency lives in PostgreSQL), so a
