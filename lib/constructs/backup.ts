@@ -33,7 +33,9 @@ export interface BackupPlanProps {
  * not take the backups with it.
  */
 export class BackupPlan extends Construct {
+  /** This region's vault, encrypted with its own customer managed key. */
   public readonly vault: backup.BackupVault;
+  /** The daily plan (with the cross-region copy when `copyToVaultArn` is given). */
   public readonly plan: backup.BackupPlan;
 
   constructor(scope: Construct, id: string, props: BackupPlanProps) {
