@@ -52,6 +52,10 @@ const regionSchema = z
   });
 
 const databaseSchema = z.strictObject({
+  engineVersion: z
+    .string()
+    .regex(/^\d+\.\d+$/, 'must be an Aurora PostgreSQL major.minor version such as "16.8"')
+    .default('16.8'),
   instanceType: z
     .string()
     .regex(INSTANCE_TYPE, 'must be an instance type without the "db." prefix, such as "r7g.large"'),

@@ -19,18 +19,13 @@ export interface BackupPlanProps {
   readonly copyToVaultArn?: string;
   /** Name of this region's vault. */
   readonly vaultName: string;
-  /**
-   * Whether the vault and its key survive `cdk destroy`.
-   *
-   * @default true
-   */
-  readonly protectData?: boolean;
 }
 
 /**
  * AWS Backup: daily backups at 05:00 UTC into a KMS-encrypted vault, kept
  * `retentionDays`, copied to a vault in the standby region so a regional loss does
- * not take the backups with it.
+ * not take the backups with it. The vault and its key are always retained by
+ * `cdk destroy` (see {@link createVault}).
  */
 export class BackupPlan extends Construct {
   /** This region's vault, encrypted with its own customer managed key. */
@@ -45,7 +40,7 @@ export class BackupPlan extends Construct {
         `BackupPlan retentionDays must be a whole number of days >= 1, got ${props.retentionDays}`,
       );
     }
-    this.vault = createVault(this, 'Vault', props.vaultName, props.protectData ?? true);
+    this.vault = createVault(this, 'Vault', props.vaultName);
     const retention = Duration.days(props.retentionDays);
     this.plan = new backup.BackupPlan(this, 'Plan', {
       backupVault: this.vault,
@@ -86,14 +81,14 @@ export class BackupPlan extends Construct {
   }
 }
 
-/** A KMS-encrypted vault with its own rotating key; used for both ends of the copy. */
-export function createVault(
-  scope: Construct,
-  id: string,
-  name: string,
-  protect: boolean,
-): backup.BackupVault {
-  const removalPolicy = protect ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+/**
+ * A KMS-encrypted vault with its own rotating key; used for both ends of the copy.
+ * Vault and key are retained by `cdk destroy` in every profile: AWS Backup cannot
+ * delete a vault that still holds recovery points, and they stay restorable until their
+ * retention ends (delete them with the commands in docs/durability.md).
+ */
+export function createVault(scope: Construct, id: string, name: string): backup.BackupVault {
+  const removalPolicy = RemovalPolicy.RETAIN;
   return new backup.BackupVault(scope, id, {
     backupVaultName: name,
     encryptionKey: new kms.Key(scope, `${id}Key`, {

@@ -1,4 +1,4 @@
-import { CfnResource, Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { ArnFormat, CfnResource, Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -8,16 +8,37 @@ import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as events from 'aws-cdk-lib/aws-events';
 import { acknowledge } from '../compliance';
 import { Construct } from 'constructs';
 import { allowLogsToUseKey } from '../kms';
-import { runbookAlarm } from './runbook-alarm';
+import { RUNBOOK_BASE_CONTEXT, runbookAlarm } from './runbook-alarm';
 
 /**
- * The engine version every cluster of the app runs. A global database needs the same
- * version in every region, so it is fixed here rather than per stack.
+ * The Aurora PostgreSQL version a cluster runs unless told otherwise. The app takes it
+ * from config (`database.engineVersion`), the same for both regions: a global database
+ * needs one version everywhere, and upgrades go standby first (docs/durability.md).
  */
-export const AURORA_POSTGRES_VERSION = rds.AuroraPostgresEngineVersion.VER_16_8;
+export const DEFAULT_AURORA_POSTGRES_VERSION = '16.8';
+
+/** The Aurora PostgreSQL engine of a `major.minor` version such as `16.8`. */
+export function auroraPostgresEngine(version: string): rds.IClusterEngine {
+  const match = /^(\d+)\.(\d+)$/.exec(version);
+  if (!match) {
+    throw new Error(`Aurora PostgreSQL version "${version}" must be major.minor, such as "16.8"`);
+  }
+  return rds.DatabaseClusterEngine.auroraPostgres({
+    version: rds.AuroraPostgresEngineVersion.of(version, match[1]),
+  });
+}
+
+/** PostgreSQL's formula on Aurora: max_connections = LEAST(memory bytes / 9531392, 5000). */
+export function auroraMaxConnections(memoryGiB: number): number {
+  return Math.min(Math.floor((memoryGiB * 1024 ** 3) / 9_531_392), 5_000);
+}
+
+/** The largest Aurora Serverless v2 capacity of the lean profile (2 GiB of memory per ACU). */
+export const SERVERLESS_MAX_ACU = 4;
 
 /** The PostgreSQL port RDS Proxy listens on; the proxy cannot use another one. */
 export const RDS_PROXY_PORT = 5432;
@@ -68,6 +89,14 @@ export interface DatabaseProps {
    * @default false
    */
   readonly serverless?: boolean;
+
+  /**
+   * Aurora PostgreSQL `major.minor` version. Every member of a global database must run
+   * the same one; change it in config and deploy the standby before the primary.
+   *
+   * @default '16.8'
+   */
+  readonly engineVersion?: string;
 
   /**
    * Days of automated backups and point-in-time recovery (1 to 35).
@@ -126,7 +155,9 @@ export interface DatabaseProps {
   /**
    * How many connections the connections alarm fires at.
    *
-   * @default 1000 - about 60% of max_connections on a 16 GiB instance
+   * @default - 60% of max_connections: 1000 for a provisioned cluster (about 55% of the
+   * 1802 of a 16 GiB r7g.large), and 60% of what the Serverless v2 maximum of
+   * {@link SERVERLESS_MAX_ACU} ACU allows (540 of 901)
    */
   readonly connectionsAlarmThreshold?: number;
 }
@@ -166,6 +197,14 @@ export class Database extends Construct {
   public readonly proxyPort = RDS_PROXY_PORT;
   /** The user `grantConnect` grants. */
   public readonly applicationUser: string;
+  /** The master user (owner of the schema; migrations run as this user). */
+  public readonly masterUser = 'shop_admin';
+  /** The rotation function's security group (primary only); it must reach Secrets Manager. */
+  public readonly rotationSecurityGroup?: ec2.SecurityGroup;
+  /** The EventBridge rule that reports a failed or abandoned rotation (primary only). */
+  public readonly rotationFailureRule?: events.Rule;
+  /** Whether members auto-upgrade minor versions (never for a global database member). */
+  public readonly autoMinorVersionUpgrade: boolean;
 
   constructor(scope: Construct, id: string, props: DatabaseProps) {
     super(scope, id);
@@ -175,6 +214,12 @@ export class Database extends Construct {
     const retentionDays = props.backupRetentionDays ?? 35;
     const protect = props.protectData ?? true;
     const instanceType = props.instanceType ?? 'r7g.large';
+    const engine = auroraPostgresEngine(props.engineVersion ?? DEFAULT_AURORA_POSTGRES_VERSION);
+    // Aurora upgrades a global database's secondaries before its primary and refuses the
+    // reverse order; an automatic minor upgrade would also move real clusters away from
+    // the template's version. Global members upgrade only through a deploy.
+    const autoMinorVersionUpgrade = !props.global;
+    this.autoMinorVersionUpgrade = autoMinorVersionUpgrade;
     this.port = port;
     this.applicationUser = props.applicationUser ?? 'checkout';
 
@@ -202,7 +247,10 @@ export class Database extends Construct {
       new kms.Key(this, 'Key', {
         description: 'Aurora storage, secret, Performance Insights and PostgreSQL logs',
         enableKeyRotation: true,
-        removalPolicy: protect ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+        // Retained in every profile: AWS Backup's Aurora recovery points (retained with
+        // their vault) and final snapshots stay encrypted with the cluster's key, and
+        // would become unrestorable once it is deleted.
+        removalPolicy: RemovalPolicy.RETAIN,
       });
     const stack = Stack.of(this);
     if (this.encryptionKey instanceof kms.Key) {
@@ -223,7 +271,7 @@ export class Database extends Construct {
     });
 
     const parameterGroup = new rds.ParameterGroup(this, 'ClusterParameters', {
-      engine: rds.DatabaseClusterEngine.auroraPostgres({ version: AURORA_POSTGRES_VERSION }),
+      engine,
       description: 'TLS only, connection and statement logging for audits',
       parameters: {
         'rds.force_ssl': '1',
@@ -236,28 +284,25 @@ export class Database extends Construct {
     });
 
     const azs = props.availabilityZones;
-    const instanceProps = (az: string, promotionTier?: number): rds.ProvisionedClusterInstanceProps => ({
-      instanceType: new ec2.InstanceType(instanceType),
-      availabilityZone: az,
-      promotionTier,
+    const common = {
       enablePerformanceInsights: true,
       performanceInsightEncryptionKey: this.encryptionKey,
       performanceInsightRetention: rds.PerformanceInsightRetention.DEFAULT,
-      autoMinorVersionUpgrade: true,
+      autoMinorVersionUpgrade,
       publiclyAccessible: false,
+    };
+    const instanceProps = (az: string, promotionTier?: number): rds.ProvisionedClusterInstanceProps => ({
+      ...common,
+      instanceType: new ec2.InstanceType(instanceType),
+      availabilityZone: az,
+      promotionTier,
     });
     const writer = serverless
-      ? rds.ClusterInstance.serverlessV2('Writer', {
-          publiclyAccessible: false,
-          autoMinorVersionUpgrade: true,
-        })
+      ? rds.ClusterInstance.serverlessV2('Writer', common)
       : rds.ClusterInstance.provisioned('Writer', instanceProps(azs[0]));
     const readerInstances = serverless
       ? Array.from({ length: readers }, (_, i) =>
-          rds.ClusterInstance.serverlessV2(`Reader${i + 1}`, {
-            scaleWithWriter: true,
-            publiclyAccessible: false,
-          }),
+          rds.ClusterInstance.serverlessV2(`Reader${i + 1}`, { ...common, scaleWithWriter: true }),
         )
       : Array.from({ length: readers }, (_, i) =>
           rds.ClusterInstance.provisioned(`Reader${i + 1}`, instanceProps(azs[(i + 1) % azs.length], 1)),
@@ -265,10 +310,12 @@ export class Database extends Construct {
 
     const secondary = props.global?.role === 'secondary';
     this.cluster = new rds.DatabaseCluster(this, 'Cluster', {
-      engine: rds.DatabaseClusterEngine.auroraPostgres({ version: AURORA_POSTGRES_VERSION }),
+      engine,
       clusterIdentifier,
-      credentials: rds.Credentials.fromGeneratedSecret('shop_admin', {
-        encryptionKey: this.encryptionKey,
+      // A secondary's generated secret is removed below; without the key here it leaves
+      // no statement behind in the key policy either.
+      credentials: rds.Credentials.fromGeneratedSecret(this.masterUser, {
+        encryptionKey: secondary ? undefined : this.encryptionKey,
         replicaRegions: (props.secretReplicaRegions ?? []).map((region) => ({ region })),
       }),
       writer,
@@ -309,33 +356,26 @@ export class Database extends Construct {
       if (unusedSecret) this.cluster.node.tryRemoveChild('Secret');
     } else {
       this.secret = this.cluster.secret;
-      // The rotation function's own group: HTTPS out (Secrets Manager) and the cluster
-      // port, instead of CDK's default of all outbound traffic. The cluster-port rules
-      // (egress here, ingress on the cluster's group) are added by addRotationSingleUser;
-      // adding them here too would make EC2 refuse the duplicate at deploy time.
+      // The rotation function's own group: HTTPS out (Secrets Manager, through the
+      // interface endpoint where there is one: the caller must admit this group there,
+      // see RegionalStack) and the cluster port, instead of CDK's default of all outbound
+      // traffic. The cluster-port rules (egress here, ingress on the cluster's group) are
+      // added by addRotationSingleUser; adding them here too would make EC2 refuse the
+      // duplicate at deploy time.
       const rotationGroup = new ec2.SecurityGroup(this, 'RotationSecurityGroup', {
         vpc: props.vpc,
         description: 'Secrets Manager rotation function: HTTPS and the cluster port only',
         allowAllOutbound: false,
       });
       rotationGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'Secrets Manager API');
+      this.rotationSecurityGroup = rotationGroup;
       this.cluster.addRotationSingleUser({
         automaticallyAfter: Duration.days(30),
         vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
         securityGroup: rotationGroup,
       });
-      this.proxy = this.cluster.addProxy('Proxy', {
-        secrets: [this.cluster.secret!],
-        vpc: props.vpc,
-        vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
-        securityGroups: [props.proxySecurityGroup],
-        requireTLS: true,
-        iamAuth: true,
-        borrowTimeout: Duration.seconds(5),
-        idleClientTimeout: Duration.minutes(30),
-        maxConnectionsPercent: 90,
-        maxIdleConnectionsPercent: 50,
-      });
+      this.rotationFailureRule = this.reportRotationFailures(props.alarmTopic);
+      this.proxy = this.createProxy(props);
       if (props.global) {
         this.globalCluster = new rds.CfnGlobalCluster(this, 'GlobalCluster', {
           globalClusterIdentifier: props.global.globalClusterIdentifier,
@@ -345,8 +385,11 @@ export class Database extends Construct {
       }
     }
 
-    this.acknowledgeFindings(secondary, props.securityGroup, protect);
-    this.createAlarms(readers, serverless, props.global, props.connectionsAlarmThreshold ?? 1_000);
+    this.acknowledgeFindings(props.global, props.securityGroup, protect);
+    const connectionsThreshold =
+      props.connectionsAlarmThreshold ??
+      (serverless ? Math.floor(0.6 * auroraMaxConnections(SERVERLESS_MAX_ACU * 2)) : 1_000);
+    this.createAlarms(readers, serverless, props.global, connectionsThreshold);
     if (props.alarmTopic) {
       const action = new cloudwatchActions.SnsAction(props.alarmTopic);
       for (const alarm of this.alarms) {
@@ -357,7 +400,12 @@ export class Database extends Construct {
   }
 
   /** Findings that do not apply to what this construct builds, each on its resource. */
-  private acknowledgeFindings(secondary: boolean, clusterGroup: ec2.ISecurityGroup, protect: boolean): void {
+  private acknowledgeFindings(
+    global: GlobalRole | undefined,
+    clusterGroup: ec2.ISecurityGroup,
+    protect: boolean,
+  ): void {
+    const secondary = global?.role === 'secondary';
     if (!protect) {
       acknowledge(
         this.cluster.node.defaultChild!,
@@ -382,8 +430,21 @@ export class Database extends Construct {
         ['NIST.800.53.R5-RDSInBackupPlan', 'PCI.DSS.321-RDSInBackupPlan'],
         secondary
           ? 'Aurora backs up clusters, not instances; this secondary replicates the primary cluster, which the AWS Backup plan covers.'
-          : 'Aurora backs up clusters, not instances; the AWS Backup plan selects this cluster by ARN, with a copy to the standby region.',
+          : global
+            ? 'Aurora backs up clusters, not instances; the AWS Backup plan selects this cluster by ARN, with a copy to the standby region.'
+            : 'Aurora backs up clusters, not instances; the AWS Backup plan of this stack selects this cluster by ARN.',
       );
+    }
+    if (!this.autoMinorVersionUpgrade) {
+      for (const instance of this.cluster.node.children.filter(
+        (c) => c.node.defaultChild instanceof rds.CfnDBInstance,
+      )) {
+        acknowledge(
+          instance.node.defaultChild!,
+          ['PCI.DSS.321-RDSAutomaticMinorVersionUpgradeEnabled'],
+          'A global database member must not upgrade on its own: Aurora upgrades secondaries before the primary, so minor versions are applied by deploying database.engineVersion, standby first.',
+        );
+      }
     }
     const monitoringRole = this.cluster.node.tryFindChild('MonitoringRole');
     if (monitoringRole) {
@@ -393,14 +454,6 @@ export class Database extends Construct {
           'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole]',
         ],
         'AmazonRDSEnhancedMonitoringRole is the policy RDS documents for enhanced monitoring; it only writes the RDSOSMetrics log group.',
-      );
-    }
-    const proxyPolicy = this.proxy?.node.tryFindChild('IAMRole')?.node.tryFindChild('DefaultPolicy');
-    if (proxyPolicy) {
-      acknowledge(
-        proxyPolicy.node.defaultChild ?? proxyPolicy,
-        ['NIST.800.53.R5-IAMNoInlinePolicy', 'PCI.DSS.321-IAMNoInlinePolicy'],
-        'RDS Proxy reads exactly one secret (the cluster credentials) and decrypts it with its key; the policy lives and dies with the proxy.',
       );
     }
     // CDK opens the cluster's own port (a deploy-time reference) to the proxy and to the
@@ -421,18 +474,154 @@ export class Database extends Construct {
     }
   }
 
-  /** Lets a principal connect through the proxy as the application user (IAM auth). */
-  public grantConnect(grantee: iam.IGrantable): iam.Grant {
-    if (!this.proxy) {
-      throw new Error('Database.grantConnect: this cluster is a global secondary and has no proxy');
+  /**
+   * Lets a principal connect with IAM auth as a database user: through the proxy where
+   * there is one, else (a global secondary, after promotion) to the cluster itself.
+   *
+   * @param user the database user; the application user by default. The master user
+   * (`masterUser`) is for the migration job only: through the proxy it authenticates
+   * with IAM to the proxy, which logs in with the master secret.
+   */
+  public grantConnect(grantee: iam.IGrantable, user: string = this.applicationUser): iam.Grant {
+    if (this.proxy) return this.proxy.grantConnect(grantee, user);
+    if (user === this.masterUser) {
+      throw new Error(
+        `Database.grantConnect: ${user} has no IAM auth path on a global secondary (its password is in the primary's secret)`,
+      );
     }
-    return this.proxy.grantConnect(grantee, this.applicationUser);
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['rds-db:connect'],
+      resourceArns: [this.dbUserArn(user)],
+    });
   }
 
-  /** The endpoint the service connects to: the proxy's. */
+  /**
+   * The host clients connect to: the proxy's endpoint, or on a global secondary (no
+   * proxy) the cluster's writer endpoint, which accepts writes once the cluster is
+   * promoted. Pair it with {@link connectionPort}.
+   */
   public get endpoint(): string {
-    if (!this.proxy) throw new Error('Database.endpoint: a global secondary has no proxy');
-    return this.proxy.endpoint;
+    return this.proxy ? this.proxy.endpoint : this.cluster.clusterEndpoint.hostname;
+  }
+
+  /** The port that goes with {@link endpoint}: the proxy's 5432, or the cluster's port. */
+  public get connectionPort(): number {
+    return this.proxy ? this.proxyPort : this.port;
+  }
+
+  /** The `rds-db:connect` resource of a database user on this cluster (not through a proxy). */
+  private dbUserArn(user: string): string {
+    return Stack.of(this).formatArn({
+      service: 'rds-db',
+      resource: 'dbuser',
+      resourceName: `${this.cluster.clusterResourceIdentifier}/${user}`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+  }
+
+  /**
+   * RDS Proxy with end-to-end IAM authentication (`DefaultAuthScheme: IAM_AUTH`): a
+   * client signs an IAM token for a database user, and the proxy logs in to the cluster
+   * as that user with an IAM token of its own, so the application user has no password
+   * anywhere. The database role must exist and be granted `rds_iam` (a migration of the
+   * service does it). The master secret stays as a second auth entry so the migration
+   * job can log in as the schema owner, also with an IAM token to the proxy.
+   *
+   * The proxy's role holds its grants in its own policy (`rds-db:connect` to the cluster
+   * as the application user; read the master secret; decrypt it through Secrets
+   * Manager only), never in the key policy: a key policy that names a role created in
+   * the same deploy can be refused as an invalid principal.
+   */
+  private createProxy(props: DatabaseProps): rds.DatabaseProxy {
+    const secret = this.cluster.secret!;
+    const stack = Stack.of(this);
+    const role = new iam.Role(this, 'ProxyRole', {
+      assumedBy: new iam.ServicePrincipal('rds.amazonaws.com', {
+        conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
+      }),
+      description: 'RDS Proxy: IAM login to the cluster as the application user; reads the master secret',
+    });
+    const policy = new iam.ManagedPolicy(this, 'ProxyPolicy', {
+      description: 'What RDS Proxy needs to log in to the Aurora cluster',
+      statements: [
+        new iam.PolicyStatement({
+          sid: 'ConnectAsApplicationUser',
+          actions: ['rds-db:connect'],
+          resources: [this.dbUserArn(this.applicationUser)],
+        }),
+        new iam.PolicyStatement({
+          sid: 'ReadMasterSecret',
+          actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
+          resources: [secret.secretArn],
+        }),
+        new iam.PolicyStatement({
+          sid: 'DecryptMasterSecret',
+          actions: ['kms:Decrypt'],
+          resources: [this.encryptionKey.keyArn],
+          conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${stack.region}.amazonaws.com` } },
+        }),
+      ],
+    });
+    role.addManagedPolicy(policy);
+    const proxy = this.cluster.addProxy('Proxy', {
+      // No `secrets` here: CDK would grant them through the key policy. The master
+      // secret's auth entry is written below.
+      defaultAuthScheme: rds.DefaultAuthScheme.IAM_AUTH,
+      role,
+      vpc: props.vpc,
+      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+      securityGroups: [props.proxySecurityGroup],
+      requireTLS: true,
+      iamAuth: true,
+      borrowTimeout: Duration.seconds(5),
+      idleClientTimeout: Duration.minutes(30),
+      maxConnectionsPercent: 90,
+      maxIdleConnectionsPercent: 50,
+    });
+    // The proxy registers its target as soon as it exists; its role must be able to log in by then.
+    proxy.node.addDependency(policy);
+    (proxy.node.defaultChild as rds.CfnDBProxy).auth = [
+      {
+        authScheme: 'SECRETS',
+        secretArn: secret.secretArn,
+        iamAuth: 'REQUIRED',
+        description: `${this.masterUser}, for schema migrations only`,
+      },
+    ];
+    return proxy;
+  }
+
+  /**
+   * Sends Secrets Manager's `RotationFailed` and `RotationAbandoned` events (delivered
+   * to EventBridge as "AWS Service Event via CloudTrail", no trail needed) to the alarm
+   * topic, with the runbook. A rotation that cannot reach Secrets Manager or the cluster
+   * fails this way and emits no metric, so nothing else would notice.
+   */
+  private reportRotationFailures(topic?: sns.ITopic): events.Rule | undefined {
+    if (!topic) return undefined;
+    const base = (this.node.tryGetContext(RUNBOOK_BASE_CONTEXT) as string | undefined) ?? 'docs/runbooks';
+    const rule = new events.Rule(this, 'RotationFailed', {
+      description: 'A Secrets Manager rotation failed or was abandoned',
+      eventPattern: {
+        source: ['aws.secretsmanager'],
+        detailType: ['AWS Service Event via CloudTrail'],
+        detail: { eventName: ['RotationFailed', 'RotationAbandoned'] },
+      },
+    });
+    // A target written out, not targets.SnsTopic: that one adds a topic policy statement
+    // for EventBridge without the source-account condition AlarmTopic already has.
+    rule.addTarget({
+      bind: () => ({
+        arn: topic.topicArn,
+        input: events.RuleTargetInput.fromText(
+          `Secrets Manager rotation ${events.EventField.fromPath('$.detail.eventName')} in ${events.EventField.region} ` +
+            `(event ${events.EventField.eventId}). The database credentials did not rotate. ` +
+            `Runbook: ${base.replace(/\/$/, '')}/database-secret-rotation.md`,
+        ),
+      }),
+    });
+    return rule;
   }
 
   private createAlarms(
@@ -521,7 +710,10 @@ export class Database extends Construct {
           threshold: 60_000,
           evaluationPeriods: 5,
           summary:
-            'Global database RPO lag above 60 s for 5 minutes: a regional failover would lose that much',
+            'Global database RPO lag above 60 s for 5 minutes, or no lag reported (a detached secondary reports none): a regional failover would lose that much',
+          // A secondary that left the global database stops reporting lag; silence is
+          // the worst case here, not a healthy one.
+          treatMissingData: cloudwatch.TreatMissingData.BREACHING,
         }),
       );
     }

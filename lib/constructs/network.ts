@@ -223,8 +223,14 @@ export class Network extends Construct {
     this.interfaceEndpoints = endpoints;
   }
 
-  /** Lets a security group reach the interface endpoints on 443. */
+  /**
+   * Lets a security group reach the interface endpoints on 443. Every caller in the VPC
+   * of a service with an endpoint must be admitted: private DNS sends its calls to the
+   * endpoint, and a caller the endpoint's group does not admit times out. Does nothing
+   * when the network has no interface endpoints (there is nothing to open).
+   */
   public allowEndpointAccessFrom(peer: ec2.ISecurityGroup, description: string): void {
+    if (Object.keys(this.interfaceEndpoints).length === 0) return;
     this.endpointSecurityGroup.addIngressRule(peer, ec2.Port.tcp(443), description);
   }
 }

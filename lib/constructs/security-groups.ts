@@ -35,6 +35,15 @@ export interface SecurityGroupsProps {
    * @default 5432
    */
   readonly proxyPort?: number;
+
+  /**
+   * Whether the app and Lambda groups reach the cluster directly on its port, for a
+   * region with no RDS Proxy: the warm standby, whose cluster becomes the writer after a
+   * regional failover (docs/runbooks/region-failover.md).
+   *
+   * @default false - only RDS Proxy reaches the cluster
+   */
+  readonly directDatabaseAccess?: boolean;
 }
 
 /**
@@ -44,6 +53,9 @@ export interface SecurityGroupsProps {
  * allowed CIDRs --443/80--> loadBalancer --app port--> app --5432--> databaseProxy --db port--> database
  *                                                      lambda --5432--> databaseProxy
  * ```
+ *
+ * With `directDatabaseAccess` (a region without a proxy) app and lambda reach `database`
+ * on its port instead.
  *
  * The last hop (proxy to database, on the cluster's port) is authorized by the proxy
  * itself when it is created with these groups (`Database` does; so does any CDK
@@ -109,7 +121,12 @@ export class SecurityGroups extends Construct {
       'DatabaseProxy',
       'RDS Proxy: database port from the app and Lambda groups only',
     );
-    this.database = group('Database', 'Aurora cluster: database port from RDS Proxy only');
+    this.database = group(
+      'Database',
+      props.directDatabaseAccess
+        ? 'Aurora cluster: database port from the app and Lambda groups (no proxy in this region)'
+        : 'Aurora cluster: database port from RDS Proxy and the rotation function only',
+    );
 
     let openToWorld = false;
     for (const cidr of props.allowedIngressCidrs) {
@@ -123,13 +140,15 @@ export class SecurityGroups extends Construct {
       acknowledge(
         this.loadBalancer,
         ['AwsSolutions-EC23'],
-        'The checkout is a public storefront: its ALB must accept 443 (and 80, which only redirects to 443) from any address, and WAF rate rules sit in front of it.',
+        'The checkout is a public storefront: its ALB must accept 443 (and 80, which only redirects to 443) from any address; only the ALB is public, and it forwards to the app group alone.',
       );
     }
 
     this.loadBalancer.connections.allowTo(this.app, ec2.Port.tcp(appPort), 'ALB to the checkout service');
     for (const client of [this.app, this.lambda]) {
-      client.connections.allowTo(this.databaseProxy, ec2.Port.tcp(proxyPort), 'To RDS Proxy');
+      if (!props.directDatabaseAccess) {
+        client.connections.allowTo(this.databaseProxy, ec2.Port.tcp(proxyPort), 'To RDS Proxy');
+      }
       client.addEgressRule(
         ec2.Peer.anyIpv4(),
         ec2.Port.tcp(443),
@@ -138,5 +157,14 @@ export class SecurityGroups extends Construct {
     }
     // No proxy -> database rule here: CDK's DatabaseProxy opens the cluster's port to the
     // proxy's group itself, and EC2 refuses a second rule for the same flow at deploy time.
+    if (props.directDatabaseAccess) {
+      for (const client of [this.app, this.lambda]) {
+        client.connections.allowTo(
+          this.database,
+          ec2.Port.tcp(databasePort),
+          'To the Aurora cluster (no proxy in this region)',
+        );
+      }
+    }
   }
 }

@@ -72,6 +72,8 @@ export class RegionalStack extends Stack {
       appPort: config.ports.app,
       databasePort: config.ports.database,
       proxyPort: RDS_PROXY_PORT,
+      // The standby runs no proxy: its fleet and workers reach the cluster directly.
+      directDatabaseAccess: role === 'standby',
     });
     this.network.allowEndpointAccessFrom(this.securityGroups.app, 'HTTPS from the checkout service');
     this.network.allowEndpointAccessFrom(this.securityGroups.lambda, 'HTTPS from the Lambda workers');
@@ -88,6 +90,7 @@ export class RegionalStack extends Stack {
       proxySecurityGroup: this.securityGroups.databaseProxy,
       availabilityZones: this.azs,
       port: config.ports.database,
+      engineVersion: config.database.engineVersion,
       instanceType: config.database.instanceType,
       // The standby runs one instance: it is promoted to writer on a regional failover,
       // and readers are added then (see docs/runbooks/region-failover.md).
@@ -102,6 +105,13 @@ export class RegionalStack extends Stack {
         ? { role: isPrimary ? 'primary' : 'secondary', globalClusterIdentifier: names.globalCluster }
         : undefined,
     });
+    if (this.database.rotationSecurityGroup) {
+      // Private DNS sends the rotation function's Secrets Manager calls to the endpoint.
+      this.network.allowEndpointAccessFrom(
+        this.database.rotationSecurityGroup,
+        'HTTPS from the secret rotation function',
+      );
+    }
 
     if (isPrimary) {
       this.idempotencyTable = new IdempotencyTable(this, 'IdempotencyTable', {
@@ -112,7 +122,6 @@ export class RegionalStack extends Stack {
         vaultName: names.primaryVault,
         resourceArns: [this.database.cluster.clusterArn, this.idempotencyTable.table.tableArn],
         retentionDays: config.database.backupRetentionDays,
-        protectData: production,
         copyToVaultArn: config.standby
           ? this.formatArn({
               service: 'backup',
@@ -124,7 +133,7 @@ export class RegionalStack extends Stack {
           : undefined,
       });
     } else {
-      this.backupCopyVault = createVault(this, 'BackupCopyVault', names.standbyVault, production);
+      this.backupCopyVault = createVault(this, 'BackupCopyVault', names.standbyVault);
     }
   }
 

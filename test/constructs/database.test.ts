@@ -234,10 +234,36 @@ describe('Database validation', () => {
     expect(JSON.stringify(policy?.Properties.PolicyDocument)).toMatch(/rds-db:connect.*dbuser:.*\/checkout/);
   });
 
-  test('a secondary has no proxy to grant', () => {
+  test('on a secondary, grantConnect grants IAM login to the cluster itself (it has no proxy)', () => {
+    // GIVEN a global secondary and a role of its fleet
     const db = make({ global: { role: 'secondary', globalClusterIdentifier: 'g' } });
-    expect(() => db.grantConnect(new iam.AccountRootPrincipal())).toThrow(
-      /global secondary and has no proxy/,
+    const role = new iam.Role(Stack.of(db), 'ServiceRole', {
+      assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
+    });
+    // WHEN granted THEN the role may log in as checkout on the cluster's resource id
+    db.grantConnect(role);
+    const template = Template.fromStack(Stack.of(db));
+    const policy = Object.values(template.findResources('AWS::IAM::Policy')).find((p) =>
+      /"Ref":"ServiceRole[0-9A-F]{8}"/.test(JSON.stringify(p.Properties.Roles)),
     );
+    expect(JSON.stringify(policy?.Properties.PolicyDocument)).toMatch(
+      /rds-db:connect.*dbuser:".*"DBClusterResourceId"\]\},"\/checkout"/,
+    );
+    // and the endpoint is the cluster's, on the cluster's port
+    expect(db.connectionPort).toBe(5433);
+    expect(Stack.of(db).resolve(db.endpoint)).toEqual({
+      'Fn::GetAtt': [expect.stringMatching(/^DbCluster/), 'Endpoint.Address'],
+    });
+  });
+
+  test('on a secondary, the master user has no IAM path to grant', () => {
+    const db = make({ global: { role: 'secondary', globalClusterIdentifier: 'g' } });
+    expect(() => db.grantConnect(new iam.AccountRootPrincipal(), db.masterUser)).toThrow(
+      /shop_admin has no IAM auth path on a global secondary/,
+    );
+  });
+
+  test('rejects an engine version that is not major.minor', () => {
+    expect(() => make({ engineVersion: '16' })).toThrow(/version "16" must be major.minor, such as "16.8"/);
   });
 });

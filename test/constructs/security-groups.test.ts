@@ -58,6 +58,8 @@ describe('SecurityGroups in the production RegionalStack', () => {
       { to: id(sgs.database), from: rotation, protocol: 'tcp', fromPort: dbPort, toPort: dbPort },
       { to: endpoints, from: id(sgs.app), protocol: 'tcp', fromPort: 443, toPort: 443 },
       { to: endpoints, from: id(sgs.lambda), protocol: 'tcp', fromPort: 443, toPort: 443 },
+      // the rotation function calls Secrets Manager, which private DNS sends to the endpoint
+      { to: endpoints, from: rotation, protocol: 'tcp', fromPort: 443, toPort: 443 },
     ];
     expect([...graph].sort(byKey)).toEqual([...expected].sort(byKey));
   });
