@@ -1,29 +1,24 @@
 import { z } from 'zod';
+import {
+  IAM_ONLY_VARS,
+  DatabaseSettings,
+  databaseConnectionShape,
+  databaseEnvShape,
+  resolveDatabaseSettings,
+} from './db/settings';
+import { count, ms, url } from './env-fields';
 
-const url = (what: string) => z.url({ protocol: /^https?$/, error: `must be an http(s) URL of the ${what}` });
-const ms = (min: number, max: number) =>
-  z.coerce
-    .number({ error: 'must be a number of milliseconds' })
-    .int('must be a whole number of milliseconds')
-    .min(min, `must be at least ${min} ms`)
-    .max(max, `must be at most ${max} ms`);
-const count = (min: number, max: number) =>
-  z.coerce
-    .number({ error: 'must be a number' })
-    .int('must be a whole number')
-    .min(min, `must be at least ${min}`)
-    .max(max, `must be at most ${max}`);
+export { type DatabaseSettings, SERVICE_DATABASE_USER } from './db/settings';
 
 /**
- * The service's environment. Only PORT, DATABASE_URL, the dependency URLs, the two
- * queue URLs and ADMIN_TOKEN are required; every tuning knob has a production default.
+ * The service's environment. Only the database connection (DATABASE_URL, or
+ * DB_IAM_AUTH=true with DB_HOST and AWS_REGION), the dependency URLs, the two queue
+ * URLs and ADMIN_TOKEN are required; every tuning knob has a production default.
  */
 const envSchema = z.object({
+  ...databaseEnvShape,
   PORT: count(0, 65535).default(8080),
   HOST: z.string().min(1).default('0.0.0.0'),
-  DATABASE_URL: z
-    .string({ error: 'must be a postgres:// connection string' })
-    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// connection string'),
   PAYMENT_URL: url('payment gateway'),
   RECOMMENDATIONS_URL: url('recommendation engine'),
   ORDER_EVENTS_QUEUE_URL: url('order-events SQS queue'),
@@ -31,17 +26,10 @@ const envSchema = z.object({
   ADMIN_TOKEN: z
     .string({ error: 'must be the bearer token of the admin routes' })
     .min(32, 'must be at least 32 characters (generate one with `openssl rand -hex 32`)'),
-  AWS_REGION: z.string().min(1).default('us-east-1'),
   CURRENCY: z
     .string()
     .regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as USD')
     .default('USD'),
-
-  /** Database bulkhead: connections this instance may hold. */
-  DB_POOL_SIZE: count(2, 200).default(20),
-  /** How long a request waits for a pooled connection before it is shed. */
-  DB_CONNECT_TIMEOUT_MS: ms(50, 30_000).default(1_000),
-  DB_STATEMENT_TIMEOUT_MS: ms(100, 60_000).default(5_000),
 
   /** One payment attempt's timeout (the AbortSignal reaches the HTTP request). */
   PAYMENT_ATTEMPT_TIMEOUT_MS: ms(50, 30_000).default(2_000),
@@ -86,8 +74,19 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
+const connectionSchema = z.object(databaseConnectionShape);
+const databaseSchema = z.object(databaseEnvShape);
+const RAW_DATABASE_VARS = ['DATABASE_URL', 'DB_IAM_AUTH', ...IAM_ONLY_VARS] as const;
+type RawDatabaseVar = (typeof RAW_DATABASE_VARS)[number];
+
+/** The raw connection variables are replaced by the resolved `database` settings. */
+type Resolved<T> = Omit<T, RawDatabaseVar> & { readonly database: DatabaseSettings };
+
+/** What a database client needs: connection settings and pool limits (the migrate CLI uses only this). */
+export type DatabaseConfig = Resolved<z.infer<typeof databaseSchema>>;
+
 /** The validated service configuration. */
-export type ServiceConfig = z.infer<typeof envSchema>;
+export type ServiceConfig = Resolved<z.infer<typeof envSchema>>;
 
 /** Thrown when the environment is invalid; lists every bad variable. */
 export class ServiceConfigError extends Error {
@@ -97,24 +96,66 @@ export class ServiceConfigError extends Error {
   }
 }
 
+type Input = Record<string, string | undefined>;
+
+/** One line per bad variable, skipping variables already reported. */
+function schemaProblems(error: z.ZodError, input: Input, reported: readonly string[] = []): string[] {
+  const seen = new Set(reported.map((p) => p.split(':')[0]));
+  const problems: string[] = [];
+  for (const issue of error.issues) {
+    const name = issue.path.join('.');
+    if (seen.has(name)) continue;
+    seen.add(name);
+    problems.push(
+      input[name] === undefined ? `${name}: is required (${issue.message})` : `${name}: ${issue.message}`,
+    );
+  }
+  return problems;
+}
+
+function resolve<T extends Record<string, unknown>>(data: T, database: DatabaseSettings): Resolved<T> {
+  const rest: Record<string, unknown> = { ...data };
+  for (const name of RAW_DATABASE_VARS) delete rest[name];
+  return { ...(rest as Omit<T, RawDatabaseVar>), database };
+}
+
+/** The connection mode's problems are reported even when a pool limit is bad, and vice versa. */
+function parseDatabase(input: Input): { config?: DatabaseConfig; problems: string[] } {
+  const connection = connectionSchema.safeParse(input);
+  const database = connection.success
+    ? resolveDatabaseSettings(input, connection.data)
+    : schemaProblems(connection.error, input);
+  const problems = Array.isArray(database) ? [...database] : [];
+  const result = databaseSchema.safeParse(input);
+  if (!result.success) problems.push(...schemaProblems(result.error, input, problems));
+  if (!result.success || Array.isArray(database)) return { problems };
+  return { config: resolve(result.data, database), problems };
+}
+
+const nonEmpty = (env: NodeJS.ProcessEnv): Input =>
+  Object.fromEntries(Object.entries(env).filter(([, v]) => v !== ''));
+
+/**
+ * Reads and validates only the database connection settings and pool limits, for tools
+ * that need a connection and nothing else (`npm run db:migrate`).
+ */
+export function loadDatabaseConfig(env: NodeJS.ProcessEnv = process.env): DatabaseConfig {
+  const { config, problems } = parseDatabase(nonEmpty(env));
+  if (!config) throw new ServiceConfigError(problems);
+  return config;
+}
+
 /** Reads and validates the configuration from an environment (process.env by default). */
 export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
-  const input = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== ''));
+  const input = nonEmpty(env);
+  const database = parseDatabase(input);
   const result = envSchema.safeParse(input);
-  if (!result.success) {
-    const seen = new Set<string>();
-    const problems: string[] = [];
-    for (const issue of result.error.issues) {
-      const name = issue.path.join('.');
-      if (seen.has(name)) continue;
-      seen.add(name);
-      problems.push(
-        input[name] === undefined ? `${name}: is required (${issue.message})` : `${name}: ${issue.message}`,
-      );
-    }
-    throw new ServiceConfigError(problems);
-  }
-  const config = result.data;
+  const problems = [
+    ...database.problems,
+    ...(result.success ? [] : schemaProblems(result.error, input, database.problems)),
+  ];
+  if (!result.success || !database.config) throw new ServiceConfigError(problems);
+  const config = resolve(result.data, database.config.database);
   if (config.PAYMENT_BACKOFF_MAX_MS < config.PAYMENT_BACKOFF_INITIAL_MS) {
     throw new ServiceConfigError([
       `PAYMENT_BACKOFF_MAX_MS: must be at least PAYMENT_BACKOFF_INITIAL_MS (${config.PAYMENT_BACKOFF_INITIAL_MS})`,

@@ -30,6 +30,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * Starts the service: migrations (under an advisory lock), the HTTP listener, the
  * outbox relay, the stuck-order sweeper and the metrics line.
+ *
+ * Connected as a user that may not run DDL (`checkout` in AWS), it starts only when no
+ * migration is pending; otherwise it rejects with `MigrationsNotAppliedError`, whose
+ * message tells the operator to run `npm run db:migrate` as the schema owner.
  */
 export async function startService(
   config: ServiceConfig,
@@ -84,8 +88,16 @@ export async function startService(
 
   // Listen first so /health/live and /health/startup answer while migrations run.
   const url = await app.listen({ port: config.PORT, host: config.HOST });
-  const applied = await migrate(pool);
-  if (applied.length) logger.info({ applied }, 'migrations applied');
+  try {
+    const applied = await migrate(pool);
+    if (applied.length) logger.info({ applied }, 'migrations applied');
+  } catch (err) {
+    // Nothing else has started yet: release the port and the connections, then fail.
+    logger.error({ err }, 'migrations failed; the service does not start');
+    await app.close();
+    await pool.end();
+    throw err;
+  }
   state.started = true;
   relay.start(config.OUTBOX_INTERVAL_MS);
 

@@ -1,6 +1,7 @@
-import { Pool, PoolClient } from 'pg';
+import { DatabaseError, Pool, PoolClient } from 'pg';
 import { MigrationParams, Umzug, UmzugStorage } from 'umzug';
 import { withClient } from './pool';
+import { SERVICE_DATABASE_USER } from './settings';
 
 type Migration = { name: string; up: (params: MigrationParams<PoolClient>) => Promise<void> };
 
@@ -61,7 +62,70 @@ export const MIGRATIONS: Migration[] = [
       `);
     },
   },
+  {
+    // The role the service logs in as through RDS Proxy (IAM auth, no password): DML on
+    // the schema, nothing else. Roles are cluster-wide, so the role may already exist
+    // (created for another database, or by a concurrent run elsewhere); the grants are
+    // per database and idempotent. Default privileges cover the tables and sequences
+    // that later migrations create, as long as the same owner runs them.
+    name: '0002-checkout-role',
+    up: async ({ context: db }) => {
+      const role = SERVICE_DATABASE_USER;
+      await db.query(`
+        DO $$
+        BEGIN
+          IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${role}') THEN
+            CREATE ROLE ${role} LOGIN;
+          END IF;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+          NULL; -- created concurrently by a migration of another database
+        END $$;
+        -- rds_iam exists only on RDS/Aurora: membership makes the role log in with IAM tokens.
+        DO $$
+        BEGIN
+          IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'rds_iam') THEN
+            GRANT rds_iam TO ${role};
+          END IF;
+        END $$;
+        GRANT USAGE ON SCHEMA public TO ${role};
+        GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role};
+        GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${role};
+        ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${role};
+        ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO ${role};
+        -- The service reads which migrations ran; only the owner records them.
+        REVOKE INSERT, UPDATE, DELETE ON schema_migrations FROM ${role};
+      `);
+    },
+  },
 ];
+
+/** Why the service refuses to start: migrations are pending and its user may not apply them. */
+export class MigrationsNotAppliedError extends Error {
+  constructor(
+    /** The database user that tried. */
+    readonly user: string,
+    /** The pending migrations, or undefined when even reading them was denied. */
+    readonly pending: readonly string[] | undefined,
+    cause: DatabaseError,
+  ) {
+    const what = pending ? `the pending migrations (${pending.join(', ')})` : 'the migrations';
+    super(
+      `database user "${user}" cannot apply ${what}: ${cause.message}. ` +
+        'Run migrations as the schema owner first (`npm run db:migrate` with DB_USER=shop_admin, ' +
+        'or DATABASE_URL of the owner), then start the service again.',
+      { cause },
+    );
+    this.name = 'MigrationsNotAppliedError';
+  }
+}
+
+/** PostgreSQL's insufficient_privilege, also when umzug wraps it in its MigrationError. */
+function permissionDenied(err: unknown): DatabaseError | undefined {
+  for (let e = err; e instanceof Error; e = e.cause) {
+    if (e instanceof DatabaseError && e.code === '42501') return e;
+  }
+  return undefined;
+}
 
 /** Umzug storage in a table of applied migration names. */
 class PgStorage implements UmzugStorage<PoolClient> {
@@ -87,35 +151,56 @@ const MIGRATION_LOCK_ID = 0x5e0c_4e11;
  * Applies pending migrations under a session advisory lock, so that a fleet starting at
  * once migrates exactly once; each migration runs in its own transaction.
  *
+ * A user that may not run DDL (the service's `checkout`) passes when nothing is pending:
+ * it only reads `schema_migrations` and takes the lock.
+ *
  * @returns the names of the migrations applied by this call
+ * @throws MigrationsNotAppliedError when migrations are pending and the user lacks the
+ * privileges to apply them
  */
 export async function migrate(pool: Pool): Promise<string[]> {
   return withClient(pool, async (db) => {
     await db.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);
+    let pending: string[] | undefined;
     try {
-      await db.query(
-        'CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
+      const { rows } = await db.query<{ user: string; tracked: boolean }>(
+        "SELECT current_user AS user, to_regclass('schema_migrations') IS NOT NULL AS tracked",
       );
-      const umzug = new Umzug<PoolClient>({
-        migrations: MIGRATIONS.map((m) => ({
-          name: m.name,
-          up: async (params) => {
-            await db.query('BEGIN');
-            try {
-              await m.up(params);
-              await db.query('COMMIT');
-            } catch (err) {
-              await db.query('ROLLBACK');
-              throw err;
-            }
-          },
-        })),
-        context: db,
-        storage: new PgStorage(db),
-        logger: undefined,
-      });
-      const applied = await umzug.up();
-      return applied.map((m) => m.name);
+      const { user, tracked } = rows[0];
+      try {
+        // Not CREATE TABLE IF NOT EXISTS: PostgreSQL checks CREATE on the schema first.
+        if (!tracked) {
+          pending = MIGRATIONS.map((m) => m.name);
+          await db.query(
+            'CREATE TABLE schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
+          );
+        }
+        const umzug = new Umzug<PoolClient>({
+          migrations: MIGRATIONS.map((m) => ({
+            name: m.name,
+            up: async (params) => {
+              await db.query('BEGIN');
+              try {
+                await m.up(params);
+                await db.query('COMMIT');
+              } catch (err) {
+                await db.query('ROLLBACK');
+                throw err;
+              }
+            },
+          })),
+          context: db,
+          storage: new PgStorage(db),
+          logger: undefined,
+        });
+        pending = (await umzug.pending()).map((m) => m.name);
+        if (pending.length === 0) return [];
+        const applied = await umzug.up();
+        return applied.map((m) => m.name);
+      } catch (err) {
+        const denied = permissionDenied(err);
+        throw denied ? new MigrationsNotAppliedError(user, pending, denied) : err;
+      }
     } finally {
       await db.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]).catch(() => undefined);
     }

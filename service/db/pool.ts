@@ -1,13 +1,16 @@
 import { Pool, PoolClient } from 'pg';
-import { ServiceConfig } from '../config';
+import { DatabaseConfig } from '../config';
+import { ConnectionDependencies, connectionConfig } from './connection';
 
 /**
  * The connection pool. Its size is the database bulkhead: a request that cannot get a
  * connection within DB_CONNECT_TIMEOUT_MS fails fast instead of queueing forever.
+ *
+ * @param deps - lets a test inject the IAM token signer
  */
-export function createPool(config: ServiceConfig): Pool {
+export function createPool(config: DatabaseConfig, deps: ConnectionDependencies = {}): Pool {
   const pool = new Pool({
-    connectionString: config.DATABASE_URL,
+    ...connectionConfig(config.database, deps),
     max: config.DB_POOL_SIZE,
     connectionTimeoutMillis: config.DB_CONNECT_TIMEOUT_MS,
     idleTimeoutMillis: 30_000,

@@ -9,7 +9,7 @@ export function requireTool(command: string, purpose: string): boolean {
   if (!probe.error && probe.status === 0) return true;
   const message = `${command} is not installed: ${purpose}`;
   if (process.env.CI === 'true') {
-    throw new Error(`${message}. CI=true requires it; install it (see README "Development").`);
+    throw new Error(`${message}. CI=true requires it; install it (see docs/development.md).`);
   }
   process.stderr.write(`SKIPPED: ${message}. Install it to run these tests.\n`);
   return false;

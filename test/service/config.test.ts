@@ -1,6 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SERVICE_NODE_FLAGS, ServiceConfigError, loadServiceConfig } from '../../service/config';
+import {
+  SERVICE_NODE_FLAGS,
+  ServiceConfigError,
+  loadDatabaseConfig,
+  loadServiceConfig,
+} from '../../service/config';
 
 const valid = {
   DATABASE_URL: 'postgres://u@127.0.0.1:5432/shop',
@@ -65,6 +70,81 @@ describe('service configuration', () => {
 
   test('an empty variable counts as unset', () => {
     expect(loadServiceConfig({ ...valid, PORT: '' }).PORT).toBe(8080);
+  });
+});
+
+describe('database connection modes', () => {
+  const withoutUrl = { ...valid, DATABASE_URL: '' }; // empty counts as unset
+  const proxy = 'shop.proxy-abc123def456.us-east-1.rds.amazonaws.com';
+  const iam = { ...withoutUrl, DB_IAM_AUTH: 'true', DB_HOST: proxy, AWS_REGION: 'us-east-1' };
+
+  test('DATABASE_URL alone is the URL mode', () => {
+    expect(loadServiceConfig(valid).database).toEqual({ mode: 'url', url: valid.DATABASE_URL });
+  });
+
+  test('IAM mode connects as checkout to the postgres database on 5432 unless told otherwise', () => {
+    expect(loadServiceConfig(iam).database).toEqual({
+      mode: 'iam',
+      host: proxy,
+      port: 5432,
+      database: 'postgres',
+      user: 'checkout',
+      region: 'us-east-1',
+    });
+    expect(
+      loadServiceConfig({ ...iam, DB_PORT: '6432', DB_NAME: 'shop', DB_USER: 'shop_admin' }).database,
+    ).toMatchObject({ port: 6432, database: 'shop', user: 'shop_admin' });
+  });
+
+  test.each<[string, Record<string, string>, RegExp]>([
+    [
+      'both modes',
+      { ...iam, DATABASE_URL: valid.DATABASE_URL },
+      /DATABASE_URL: cannot be combined with DB_IAM_AUTH=true, DB_HOST \(two connection modes\); unset DATABASE_URL .* or unset DB_IAM_AUTH=true, DB_HOST to use the URL/,
+    ],
+    [
+      'a DB_USER the URL would silently override',
+      { ...valid, DB_USER: 'shop_admin' },
+      /DATABASE_URL: cannot be combined with DB_USER/,
+    ],
+    [
+      'neither mode',
+      withoutUrl,
+      /DATABASE_URL: is required \(a postgres:\/\/ connection string\), unless .* DB_IAM_AUTH=true, DB_HOST and AWS_REGION/,
+    ],
+    [
+      'DB_HOST without DB_IAM_AUTH',
+      { ...withoutUrl, DB_HOST: proxy },
+      /DB_IAM_AUTH: must be true when DB_HOST is set .*; or set DATABASE_URL instead/,
+    ],
+    ['IAM mode without DB_HOST', { ...iam, DB_HOST: '' }, /DB_HOST: is required with DB_IAM_AUTH=true/],
+    [
+      'IAM mode without AWS_REGION',
+      { ...iam, AWS_REGION: '' },
+      /AWS_REGION: is required with DB_IAM_AUTH=true \(the RDS Proxy region; tokens are signed for it\)/,
+    ],
+    [
+      'a region other than the proxy host says',
+      { ...iam, AWS_REGION: 'eu-west-1' },
+      /AWS_REGION: is eu-west-1 but DB_HOST is in us-east-1; set AWS_REGION=us-east-1/,
+    ],
+    [
+      'DB_IAM_AUTH other than true/false',
+      { ...iam, DB_IAM_AUTH: 'yes' },
+      /DB_IAM_AUTH: must be true or false/,
+    ],
+    [
+      'a DB_HOST with a scheme',
+      { ...iam, DB_HOST: `postgres://${proxy}` },
+      /DB_HOST: must be a host name, without scheme or port/,
+    ],
+  ])('rejects %s, naming the variable and the fix', (_name, env, message) => {
+    expect(() => loadServiceConfig(env)).toThrow(message);
+  });
+
+  test('the migrate CLI needs only the database variables', () => {
+    expect(loadDatabaseConfig({ DATABASE_URL: valid.DATABASE_URL }).database.mode).toBe('url');
+    expect(() => loadDatabaseConfig({ DB_IAM_AUTH: 'true' })).toThrow(/DB_HOST: is required/);
   });
 });
 
