@@ -1,4 +1,7 @@
 import { Stack, Validations } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { acknowledge, addCompliancePacks, reasonProblem } from '../lib/compliance';
 import { buildTestApp, newApp, shippedConfig } from './helpers/app';
@@ -39,6 +42,29 @@ describe('the gates themselves', () => {
     // WHEN synthesized THEN the findings name the rules
     const rules = synthFindings(app).findings.map((f) => f.rule);
     expect(rules).toEqual(expect.arrayContaining(['AwsSolutions-SQS3', 'AwsSolutions-SQS4']));
+  });
+
+  test("the project's wiring pack runs in every synth: an alarm whose topic refuses CloudWatch fails it", () => {
+    // GIVEN the registered packs and an alarm on a TLS-only topic (whose policy, alone,
+    // replaces SNS's default and so allows nobody to publish)
+    const app = newApp();
+    addCompliancePacks(app);
+    const stack = new Stack(app, 'Silent', { env: { account: '111111111111', region: 'us-east-1' } });
+    const topic = new sns.Topic(stack, 'Topic', { enforceSSL: true });
+    const alarm = new cloudwatch.Alarm(stack, 'Alarm', {
+      metric: new cloudwatch.Metric({ namespace: 'Test', metricName: 'Errors' }),
+      threshold: 1,
+      evaluationPeriods: 1,
+    });
+    alarm.addAlarmAction(new cloudwatchActions.SnsAction(topic));
+    // WHEN synthesized THEN the wiring pack reports the alarm
+    const findings = synthFindings(app).findings.filter((f) => f.plugin === 'ResilientShopWiring');
+    expect(findings.map((f) => [f.rule, f.paths])).toEqual([
+      [
+        expect.stringMatching(/^ResilientShopWiring-TopicPublish\[Topic[0-9A-F]{8}:topic-policy\]$/),
+        ['Silent/Alarm/Resource'],
+      ],
+    ]);
   });
 
   test('an acknowledged finding is not reported', () => {

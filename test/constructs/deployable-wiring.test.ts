@@ -6,9 +6,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { Database } from '../../lib/constructs/database';
 import { RegionalStack } from '../../lib/stacks/regional-stack';
 import { ROOT, buildTestApp, configWith, rawConfig, shippedConfig } from '../helpers/app';
 import { ingressGraph } from '../helpers/ingress-graph';
+import { wiringFindings } from '../nag/fixtures';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -323,5 +327,43 @@ describe('smaller findings', () => {
     const key = standby.toJSON().Resources[logicalId(stack, stack.database.encryptionKey as never)];
     expect(JSON.stringify(key.Properties.KeyPolicy)).not.toContain('secretsmanager');
     standby.resourceCountIs('AWS::SecretsManager::Secret', 0);
+  });
+});
+
+describe('3b. who may log in through the shipped Database, proven by the wiring pack', () => {
+  const build = (user?: string) =>
+    wiringFindings((stack) => {
+      const vpc = new ec2.Vpc(stack, 'Vpc', {
+        availabilityZones: ['us-east-1a', 'us-east-1b'],
+        subnetConfiguration: [
+          { name: 'Public', subnetType: ec2.SubnetType.PUBLIC },
+          { name: 'App', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+          { name: 'Data', subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+        ],
+      });
+      const group = (id: string) => new ec2.SecurityGroup(stack, id, { vpc });
+      const db = new Database(stack, 'Db', {
+        vpc,
+        securityGroup: group('ClusterSg'),
+        proxySecurityGroup: group('ProxySg'),
+        availabilityZones: ['us-east-1a', 'us-east-1b'],
+      });
+      const role = new iam.Role(stack, 'ServiceRole', {
+        assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
+      });
+      db.grantConnect(role, user);
+    }).filter((f) => f.includes('DbConnectAuth'));
+
+  test('checkout (IAM end to end) and shop_admin (the secret entry) have an auth path', () => {
+    expect(build()).toEqual([]);
+    expect(build('shop_admin')).toEqual([]);
+  });
+
+  test('a user the proxy cannot log in as is reported', () => {
+    expect(build('reporting')).toEqual([
+      expect.stringMatching(
+        /^ResilientShopWiring-DbConnectAuth\[reporting@.*\] at Fixture\/ServiceRole\/DefaultPolicy\/Resource$/,
+      ),
+    ]);
   });
 });
