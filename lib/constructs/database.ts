@@ -32,10 +32,14 @@ export function auroraPostgresEngine(version: string): rds.IClusterEngine {
   });
 }
 
-/** PostgreSQL's formula on Aurora: max_connections = LEAST(memory bytes / 9531392, 5000). */
-export function auroraMaxConnections(memoryGiB: number): number {
-  return Math.min(Math.floor((memoryGiB * 1024 ** 3) / 9_531_392), 5_000);
-}
+/**
+ * `max_connections` of Aurora PostgreSQL Serverless v2 at a 4 ACU maximum, from the
+ * "Maximum connections for Aurora Serverless v2" table of the Aurora user guide: 823.
+ * It is lower than the provisioned formula (LEAST(memory / 9531392, 5000) gives 901 for
+ * 8 GiB) because it is computed from the instance's usable memory. Confirm on a running
+ * cluster with `SHOW max_connections`.
+ */
+export const SERVERLESS_MAX_CONNECTIONS = 823;
 
 /** The largest Aurora Serverless v2 capacity of the lean profile (2 GiB of memory per ACU). */
 export const SERVERLESS_MAX_ACU = 4;
@@ -155,9 +159,9 @@ export interface DatabaseProps {
   /**
    * How many connections the connections alarm fires at.
    *
-   * @default - 60% of max_connections: 1000 for a provisioned cluster (about 55% of the
-   * 1802 of a 16 GiB r7g.large), and 60% of what the Serverless v2 maximum of
-   * {@link SERVERLESS_MAX_ACU} ACU allows (540 of 901)
+   * @default - about 60% of max_connections: 1000 for a provisioned cluster (about 55% of
+   * the 1802 of a 16 GiB r7g.large), and 493 for Serverless v2 at its maximum of
+   * {@link SERVERLESS_MAX_ACU} ACU (60% of {@link SERVERLESS_MAX_CONNECTIONS})
    */
   readonly connectionsAlarmThreshold?: number;
 }
@@ -375,6 +379,12 @@ export class Database extends Construct {
         securityGroup: rotationGroup,
       });
       this.rotationFailureRule = this.reportRotationFailures(props.alarmTopic);
+      this.rotateOnlyOnceInstancesExist();
+      // The master secret outlives the cluster where the cluster leaves a final snapshot:
+      // a snapshot restored later needs the credentials it was taken with.
+      (this.cluster.node.findChild('Secret') as secretsmanager.Secret).applyRemovalPolicy(
+        protect ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+      );
       this.proxy = this.createProxy(props);
       if (props.global) {
         this.globalCluster = new rds.CfnGlobalCluster(this, 'GlobalCluster', {
@@ -387,8 +397,7 @@ export class Database extends Construct {
 
     this.acknowledgeFindings(props.global, props.securityGroup, protect);
     const connectionsThreshold =
-      props.connectionsAlarmThreshold ??
-      (serverless ? Math.floor(0.6 * auroraMaxConnections(SERVERLESS_MAX_ACU * 2)) : 1_000);
+      props.connectionsAlarmThreshold ?? (serverless ? Math.floor(0.6 * SERVERLESS_MAX_CONNECTIONS) : 1_000);
     this.createAlarms(readers, serverless, props.global, connectionsThreshold);
     if (props.alarmTopic) {
       const action = new cloudwatchActions.SnsAction(props.alarmTopic);
@@ -590,6 +599,23 @@ export class Database extends Construct {
       },
     ];
     return proxy;
+  }
+
+  /**
+   * CloudFormation starts the first rotation as soon as the schedule exists, which
+   * otherwise happens once the cluster (not its instances) is created: the rotation
+   * function then finds no instance behind the endpoint, and the first rotation fails.
+   */
+  private rotateOnlyOnceInstancesExist(): void {
+    const schedules = this.cluster.node
+      .findAll()
+      .filter(
+        (c): c is secretsmanager.CfnRotationSchedule => c instanceof secretsmanager.CfnRotationSchedule,
+      );
+    const instances = this.cluster.node
+      .findAll()
+      .filter((c): c is rds.CfnDBInstance => c instanceof rds.CfnDBInstance);
+    for (const schedule of schedules) for (const instance of instances) schedule.addDependency(instance);
   }
 
   /**
