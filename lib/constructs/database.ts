@@ -615,7 +615,8 @@ export class Database extends Construct {
     const instances = this.cluster.node
       .findAll()
       .filter((c): c is rds.CfnDBInstance => c instanceof rds.CfnDBInstance);
-    for (const schedule of schedules) for (const instance of instances) schedule.addDependency(instance);
+    for (const schedule of schedules)
+      for (const instance of instances) schedule.addResourceDependency(instance);
   }
 
   /**
