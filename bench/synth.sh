@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints the wall time of a clean `npm run synth` and the resource count of each
-# template it writes. A figure, not a test: compare it against the README's target.
+# template it writes. A figure, not a test: compare it with docs/development.md (synth near 10 s).
 #
 #   bash bench/synth.sh                           # default config
 #   bash bench/synth.sh -c config=config/lean.json

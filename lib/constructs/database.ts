@@ -17,7 +17,8 @@ import { RUNBOOK_BASE_CONTEXT, runbookAlarm } from './runbook-alarm';
 /**
  * The Aurora PostgreSQL version a cluster runs unless told otherwise. The app takes it
  * from config (`database.engineVersion`), the same for both regions: a global database
- * needs one version everywhere, and upgrades go standby first (docs/durability.md).
+ * needs one version everywhere, and upgrades go standby first
+ * (docs/runbooks/database-engine-upgrade.md).
  */
 export const DEFAULT_AURORA_POSTGRES_VERSION = '16.8';
 
@@ -56,7 +57,10 @@ export type GlobalRole =
 export interface DatabaseProps {
   /** VPC whose isolated subnets hold the cluster and the proxy. */
   readonly vpc: ec2.IVpc;
-  /** The cluster's security group (reachable from the proxy only). */
+  /**
+   * The cluster's security group: reachable from the proxy and the rotation function, or
+   * (a region with no proxy) from the groups the caller admits, see `SecurityGroups`.
+   */
   readonly securityGroup: ec2.ISecurityGroup;
   /** RDS Proxy's security group (reachable from the app and Lambda groups only). */
   readonly proxySecurityGroup: ec2.ISecurityGroup;
@@ -148,9 +152,11 @@ export interface DatabaseProps {
 
   /**
    * Regions that receive a read-only replica of the master secret, kept in step with
-   * every rotation. Give the standby region: after a regional failover its fleet reads
-   * the credentials there (encrypted with that region's `aws/secretsmanager` key, as no
-   * customer key of that region exists before the standby stack).
+   * every rotation. Give the standby region: after a regional failover the migration job
+   * reads the master credentials there (the fleet and workers log in with IAM and need
+   * no secret). Replicas are encrypted with that region's `aws/secretsmanager` key, as no
+   * customer key of that region exists before the standby stack; their `host` still names
+   * the primary's cluster (see docs/runbooks/region-failover.md).
    *
    * @default - no replicas
    */
@@ -342,9 +348,8 @@ export class Database extends Construct {
       copyTagsToSnapshot: true,
       monitoringInterval: Duration.seconds(60),
     });
-    // Only the cluster resource waits for the log group; a dependency on the whole
-    // construct would make the proxy's role wait too, and the key policy naming that
-    // role would close a cycle.
+    // Only the cluster resource waits for the log group: a dependency on the whole
+    // construct would make everything in it (the proxy, its role) wait too, for nothing.
     (this.cluster.node.defaultChild as CfnResource).addResourceDependency(
       logGroup.node.defaultChild as CfnResource,
     );

@@ -99,7 +99,7 @@ export class RegionalStack extends Stack {
       backupRetentionDays: config.database.backupRetentionDays,
       protectData: production,
       alarmTopic: this.alarmTopic.topic,
-      // After a regional failover the standby's fleet reads the credentials there.
+      // After a regional failover, migrations there read the master credentials from the replica.
       secretReplicaRegions: isPrimary && config.standby ? [config.standby.region] : undefined,
       global: config.standby
         ? { role: isPrimary ? 'primary' : 'secondary', globalClusterIdentifier: names.globalCluster }
