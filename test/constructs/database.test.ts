@@ -5,6 +5,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Database, DatabaseProps } from '../../lib/constructs/database';
+import { threeTierVpc } from '../helpers/vpc';
 import { ROOT, buildTestApp, shippedConfig } from '../helpers/app';
 
 describe('Database in the production stacks', () => {
@@ -180,14 +181,7 @@ describe('Database in the lean stack', () => {
 describe('Database validation', () => {
   const make = (props: Partial<DatabaseProps>) => {
     const stack = new Stack(new App(), 'V', { env: { account: '111111111111', region: 'us-east-1' } });
-    const vpc = new ec2.Vpc(stack, 'Vpc', {
-      availabilityZones: ['us-east-1a', 'us-east-1b'],
-      subnetConfiguration: [
-        { name: 'Public', subnetType: ec2.SubnetType.PUBLIC },
-        { name: 'App', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
-        { name: 'Data', subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
-      ],
-    });
+    const vpc = threeTierVpc(stack);
     const sg = () => new ec2.SecurityGroup(stack, `Sg${Math.random()}`, { vpc });
     return new Database(stack, 'Db', {
       vpc,

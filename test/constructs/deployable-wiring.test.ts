@@ -10,6 +10,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Database } from '../../lib/constructs/database';
 import { RegionalStack } from '../../lib/stacks/regional-stack';
+import { threeTierVpc } from '../helpers/vpc';
 import { ROOT, buildTestApp, configWith, rawConfig, shippedConfig } from '../helpers/app';
 import { ingressGraph } from '../helpers/ingress-graph';
 import { wiringFindings } from '../nag/fixtures';
@@ -347,14 +348,7 @@ describe('smaller findings', () => {
 describe('3b. who may log in through the shipped Database, proven by the wiring pack', () => {
   const build = (user?: string) =>
     wiringFindings((stack) => {
-      const vpc = new ec2.Vpc(stack, 'Vpc', {
-        availabilityZones: ['us-east-1a', 'us-east-1b'],
-        subnetConfiguration: [
-          { name: 'Public', subnetType: ec2.SubnetType.PUBLIC },
-          { name: 'App', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
-          { name: 'Data', subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
-        ],
-      });
+      const vpc = threeTierVpc(stack);
       const group = (id: string) => new ec2.SecurityGroup(stack, id, { vpc });
       const db = new Database(stack, 'Db', {
         vpc,
