@@ -34,7 +34,7 @@ import { createTestDatabase } from '../test/service/helpers/database';
 const ROOT = join(__dirname, '..');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
-/** Carts spread over this many SKUs; one hot SKU serializes on its row lock (see README). */
+/** Carts spread over this many SKUs; one hot SKU serializes on its row lock (docs/checkout-service.md). */
 const SKUS = Number(process.env.BENCH_SKUS ?? 500);
 const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef0123456789';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

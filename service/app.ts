@@ -3,6 +3,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Fastify, { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Pool } from 'pg';
 import { CheckoutRequest, CheckoutService } from './checkout';
+import { InFlightWork } from './http/in-flight';
 import { Metrics } from './metrics';
 
 /** Runtime state the health routes report. */
@@ -19,25 +20,35 @@ export interface AppOptions {
   readonly metrics: Metrics;
   readonly state: ServiceState;
   readonly adminToken: string;
-  readonly maxInFlight: number;
+  /** Requests doing work, and the limit above which new ones are shed (MAX_IN_FLIGHT). */
+  readonly work: InFlightWork;
   /** Requests waiting for a pooled connection above which new ones are shed. */
   readonly maxDbWaiting: number;
   readonly maxEventLoopDelayMs: number;
   readonly retryAfterSeconds: number;
   readonly bodyLimitBytes: number;
+  /** Time a client has to send its headers; then 408 and the connection closes. */
+  readonly headersTimeoutMs: number;
+  /** Time a client has to send its whole request (headers and body); then 408. */
+  readonly requestTimeoutMs: number;
+  /** How long an idle kept-alive connection stays open. */
+  readonly keepAliveTimeoutMs: number;
   /** Pino logger for request logs (with request ids); none when omitted. */
   readonly logger?: FastifyBaseLogger;
 }
 
 const SKU = '^[A-Z0-9][A-Z0-9-]{0,31}$';
 const ID = '^[A-Za-z0-9_-]{1,64}$';
-const UUID = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
+/** Any case: a UUID's hex digits are case-insensitive (RFC 9562); stored and answered in lower case. */
+const UUID = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 
 const checkoutSchema = {
   headers: {
     type: 'object',
     required: ['idempotency-key'],
-    properties: { 'idempotency-key': { type: 'string', pattern: '^[\\x21-\\x7e]{8,255}$' } },
+    // 1 to 255 printable ASCII characters: no minimum (Stripe sets none; clients send
+    // order numbers), spaces allowed inside (node trims them at the ends).
+    properties: { 'idempotency-key': { type: 'string', pattern: '^[\\x20-\\x7e]{1,255}$' } },
   },
   body: {
     type: 'object',
@@ -79,18 +90,35 @@ const inventorySchema = {
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
-/** Constant-time bearer check: compares digests, so neither content nor length leaks. */
+/**
+ * Constant-time bearer check: compares digests, so neither content nor length leaks. The
+ * scheme is case-insensitive (RFC 9110 section 11.1), the token is not.
+ */
 export function bearerMatches(header: string | undefined, token: string): boolean {
-  const presented = header?.startsWith('Bearer ') ? header.slice('Bearer '.length) : '';
+  const credentials = /^(\S+) +(.+)$/.exec(header ?? '');
+  const presented = credentials?.[1].toLowerCase() === 'bearer' ? credentials[2] : '';
   return timingSafeEqual(digest(presented), digest(token)) && presented.length > 0;
 }
 
-/** Builds the HTTP app: routes, strict validation, load shedding, health. */
+/** Builds the HTTP app: routes, strict validation, client timeouts, load shedding, health. */
 export function buildHttpApp(options: AppOptions): FastifyInstance {
-  const { pool, checkout, metrics, state } = options;
+  const { pool, checkout, metrics, state, work } = options;
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     bodyLimit: options.bodyLimitBytes,
+    // Slow clients: node answers 408 and closes a connection whose headers, or whole
+    // request, take longer than this (200 clients trickling a body byte every 5 s held
+    // every slot for 40 s when nothing bounded them). Node checks once a second.
+    http: {
+      headersTimeout: options.headersTimeoutMs,
+      requestTimeout: options.requestTimeoutMs,
+      connectionsCheckingInterval: 1_000,
+    },
+    requestTimeout: options.requestTimeoutMs,
+    keepAliveTimeout: options.keepAliveTimeoutMs,
+    // Backstop for a connection on which nothing at all moves (a client that stops
+    // reading): longer than any legitimate silence, a kept-alive idle period included.
+    connectionTimeout: options.keepAliveTimeoutMs + 30_000,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     return503OnClosing: true,
@@ -111,30 +139,47 @@ export function buildHttpApp(options: AppOptions): FastifyInstance {
     loopDelay.reset();
   }, 500);
   sampler.unref();
-  let inFlight = 0;
 
+  const shed = (reply: FastifyReply) => {
+    metrics.increment('RequestsShed');
+    return reply
+      .code(503)
+      .header('retry-after', String(options.retryAfterSeconds))
+      .send({ error: 'OVERLOADED', message: 'the service is shedding load; retry after the given delay' });
+  };
+
+  // Early shedding, before the body is read: three signals of saturation - too much work
+  // in progress, a starved event loop, and a queue for database connections (the
+  // database, not Node, is usually the limit).
   app.addHook('onRequest', async (request, reply) => {
     if (!request.url.startsWith('/v1/') && !request.url.startsWith('/admin/')) return;
-    // Three signals of saturation: too much concurrent work, a starved event loop, and
-    // a queue for database connections (the database, not Node, is usually the limit).
     if (
-      inFlight >= options.maxInFlight ||
+      work.full ||
       recentLoopDelayMs > options.maxEventLoopDelayMs ||
       pool.waitingCount > options.maxDbWaiting
     ) {
-      metrics.increment('RequestsShed');
-      return reply
-        .code(503)
-        .header('retry-after', String(options.retryAfterSeconds))
-        .send({ error: 'OVERLOADED', message: 'the service is shedding load; retry after the given delay' });
+      return shed(reply);
     }
-    inFlight++;
-    let done = false;
-    reply.raw.once('close', () => {
-      if (!done) inFlight--;
-      done = true;
-    });
   });
+
+  /**
+   * Runs a route's work in an in-flight slot: taken once the body has arrived and been
+   * validated (a client still sending is not work), released when the work settles, not
+   * when the client goes away. Not a preHandler/onResponse pair: fastify runs onResponse
+   * only if the response is written, and onRequestAbort fires while the work still runs.
+   */
+  const counted =
+    <R extends { Params?: unknown; Body?: unknown; Headers?: unknown }>(
+      handler: (request: FastifyRequest<R>, reply: FastifyReply) => Promise<unknown>,
+    ) =>
+    async (request: FastifyRequest<R>, reply: FastifyReply) => {
+      if (!work.tryEnter()) return shed(reply);
+      return work.run(() => handler(request, reply));
+    };
+
+  // Only JSON bodies: fastify's default text/plain parser handed a JSON body sent as
+  // text/plain to the validator as a string (400 instead of 415).
+  app.removeContentTypeParser('text/plain');
   app.addHook('onClose', async () => {
     clearInterval(sampler);
     loopDelay.disable();
@@ -144,6 +189,11 @@ export function buildHttpApp(options: AppOptions): FastifyInstance {
     (error: Error & { statusCode?: number; validation?: unknown; code?: string }, request, reply) => {
       if (error.validation) {
         return reply.code(400).send({ error: 'INVALID_REQUEST', message: error.message });
+      }
+      if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+        return reply
+          .code(415)
+          .send({ error: 'UNSUPPORTED_MEDIA_TYPE', message: 'the body must be application/json' });
       }
       const status = error.statusCode ?? 500;
       if (status < 500) {
@@ -161,7 +211,7 @@ export function buildHttpApp(options: AppOptions): FastifyInstance {
   app.post<{ Body: CheckoutRequest; Headers: { 'idempotency-key': string } }>(
     '/v1/checkout',
     { schema: checkoutSchema },
-    async (request, reply) => {
+    counted(async (request, reply) => {
       const result = await checkout.checkout(request.headers['idempotency-key'], request.body);
       if (result.retryAfterSeconds) reply.header('retry-after', String(result.retryAfterSeconds));
       request.log.info(
@@ -173,20 +223,20 @@ export function buildHttpApp(options: AppOptions): FastifyInstance {
         'checkout',
       );
       return reply.code(result.statusCode).send(result.body);
-    },
+    }),
   );
 
   app.get<{ Params: { id: string } }>(
     '/v1/orders/:id',
     { schema: { params: { type: 'object', properties: { id: { type: 'string', pattern: UUID } } } } },
-    async (request, reply) => {
+    counted(async (request, reply) => {
       const { rows } = await pool.query(
         `SELECT o.id, o.customer_id, o.status, o.amount_cents, o.currency, o.created_at,
                 COALESCE(json_agg(json_build_object('sku', i.sku, 'quantity', i.quantity,
                   'unitPriceCents', i.unit_price_cents) ORDER BY i.sku) FILTER (WHERE i.sku IS NOT NULL), '[]') AS items
            FROM orders o LEFT JOIN order_items i ON i.order_id = o.id
           WHERE o.id = $1 GROUP BY o.id`,
-        [request.params.id],
+        [request.params.id.toLowerCase()],
       );
       if (rows.length === 0) return reply.code(404).send({ error: 'NOT_FOUND', message: 'no such order' });
       const o = rows[0];
@@ -199,7 +249,7 @@ export function buildHttpApp(options: AppOptions): FastifyInstance {
         items: o.items,
         createdAt: o.created_at,
       };
-    },
+    }),
   );
 
   app.put<{ Params: { sku: string }; Body: { available: number; priceCents: number } }>(
@@ -212,7 +262,7 @@ export function buildHttpApp(options: AppOptions): FastifyInstance {
         }
       },
     },
-    async (request) => {
+    counted(async (request) => {
       const { sku } = request.params;
       const { available, priceCents } = request.body;
       await pool.query(
@@ -221,7 +271,7 @@ export function buildHttpApp(options: AppOptions): FastifyInstance {
         [sku, available, priceCents],
       );
       return { sku, available, priceCents };
-    },
+    }),
   );
 
   app.get('/health/live', async () => ({ status: 'ok' }));

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import {
   IAM_ONLY_VARS,
@@ -55,6 +56,12 @@ const envSchema = z.object({
   /** Seconds sent in Retry-After when shedding. */
   RETRY_AFTER_SECONDS: count(1, 3_600).default(2),
   BODY_LIMIT_BYTES: count(256, 1_048_576).default(16_384),
+  /** Time a client has to send its request headers (node's headersTimeout); then 408 and the connection closes. */
+  HTTP_HEADERS_TIMEOUT_MS: ms(100, 120_000).default(5_000),
+  /** Time a client has to send its whole request, headers and body (node's requestTimeout); then 408. */
+  HTTP_REQUEST_TIMEOUT_MS: ms(100, 300_000).default(10_000),
+  /** An idle kept-alive connection is closed after this: above the ALB's 60 s idle timeout, so the ALB closes first. */
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: ms(1_000, 600_000).default(72_000),
 
   /** How long an idempotency key is held by the request working on it. */
   IDEMPOTENCY_LEASE_MS: ms(1_000, 600_000).default(30_000),
@@ -63,13 +70,22 @@ const envSchema = z.object({
 
   OUTBOX_INTERVAL_MS: ms(10, 60_000).default(200),
   OUTBOX_BATCH_SIZE: count(1, 10).default(10),
+  /** Longest pause of a destination whose sends keep failing (the pause doubles from OUTBOX_INTERVAL_MS). */
+  OUTBOX_MAX_BACKOFF_MS: ms(100, 600_000).default(30_000),
+  /** Bound on one SQS send, the SDK's retry included (each HTTP attempt gets half, connecting at most 1 s). */
+  SQS_TIMEOUT_MS: ms(100, 60_000).default(3_000),
   /** Orders stuck in PAYMENT_IN_PROGRESS longer than this are deferred to payment-retry. */
   STUCK_ORDER_AFTER_MS: ms(1_000, 3_600_000).default(120_000),
 
   /** Time between SIGTERM and closing the listener, so the load balancer sees readiness fail. */
   SHUTDOWN_DELAY_MS: ms(0, 300_000).default(0),
-  /** Upper bound on waiting for in-flight requests after the listener closes. */
+  /**
+   * The drain budget: bound on everything shutdown does once the listener closes (in-flight
+   * requests, the outbox flush, closing the pool). Outbox rows left are published by the next instance.
+   */
   DRAIN_TIMEOUT_MS: ms(100, 300_000).default(25_000),
+  /** Worker processes (node:cluster); 1 runs the service in the main process (default: one per vCPU). */
+  SERVICE_PROCESSES: count(1, 256).default(() => availableParallelism()),
   METRICS_INTERVAL_MS: ms(100, 300_000).default(10_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -145,6 +161,25 @@ export function loadDatabaseConfig(env: NodeJS.ProcessEnv = process.env): Databa
   return config;
 }
 
+/** Cross-field rules of the HTTP and outbox timeouts. */
+function httpAndOutboxTimeoutProblems(config: ServiceConfig): string[] {
+  const problems: string[] = [];
+  if (config.HTTP_HEADERS_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) {
+    problems.push(
+      `HTTP_HEADERS_TIMEOUT_MS: must be at most HTTP_REQUEST_TIMEOUT_MS (${config.HTTP_REQUEST_TIMEOUT_MS}): the headers are part of the request`,
+    );
+  }
+  // The relay holds its rows' locks in a transaction while it sends; PostgreSQL ends a
+  // session idle in a transaction for 2 x DB_STATEMENT_TIMEOUT_MS (service/db/pool.ts).
+  if (config.SQS_TIMEOUT_MS >= config.DB_STATEMENT_TIMEOUT_MS * 2) {
+    problems.push(
+      `SQS_TIMEOUT_MS: must be less than 2 x DB_STATEMENT_TIMEOUT_MS (${config.DB_STATEMENT_TIMEOUT_MS * 2}): ` +
+        'the outbox relay holds a transaction open while it sends',
+    );
+  }
+  return problems;
+}
+
 /** Reads and validates the configuration from an environment (process.env by default). */
 export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
   const input = nonEmpty(env);
@@ -161,7 +196,50 @@ export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): Service
       `PAYMENT_BACKOFF_MAX_MS: must be at least PAYMENT_BACKOFF_INITIAL_MS (${config.PAYMENT_BACKOFF_INITIAL_MS})`,
     ]);
   }
+  const timeoutProblems = httpAndOutboxTimeoutProblems(config);
+  if (timeoutProblems.length > 0) throw new ServiceConfigError(timeoutProblems);
+  const leaseProblem = idempotencyLeaseProblem(config);
+  if (leaseProblem) throw new ServiceConfigError([leaseProblem]);
   return config;
+}
+
+/**
+ * The longest one checkout can take from claiming its idempotency key to recording its
+ * outcome: the claim statement (DB_STATEMENT_TIMEOUT_MS), then every payment attempt
+ * timing out with the longest backoff between them, or the recommendations timeout if
+ * that is longer. A lease shorter than this lets a retry take over an order whose first
+ * request is still paying; the fenced final statement keeps that safe, but the work is
+ * done twice and the first request's reply waits on the second's.
+ *
+ * Not counted: time queued in the payment bulkhead (PAYMENT_MAX_QUEUED callers wait for a
+ * free slot), which the fence covers.
+ */
+export function checkoutWorstCaseMs(
+  config: Pick<
+    ServiceConfig,
+    | 'DB_STATEMENT_TIMEOUT_MS'
+    | 'PAYMENT_ATTEMPT_TIMEOUT_MS'
+    | 'PAYMENT_RETRIES'
+    | 'PAYMENT_BACKOFF_MAX_MS'
+    | 'RECOMMENDATIONS_TIMEOUT_MS'
+  >,
+): number {
+  const payment =
+    (config.PAYMENT_RETRIES + 1) * config.PAYMENT_ATTEMPT_TIMEOUT_MS +
+    config.PAYMENT_RETRIES * config.PAYMENT_BACKOFF_MAX_MS;
+  return config.DB_STATEMENT_TIMEOUT_MS + Math.max(payment, config.RECOMMENDATIONS_TIMEOUT_MS);
+}
+
+function idempotencyLeaseProblem(config: ServiceConfig): string | undefined {
+  const worstCaseMs = checkoutWorstCaseMs(config);
+  if (config.IDEMPOTENCY_LEASE_MS >= worstCaseMs) return undefined;
+  return (
+    `IDEMPOTENCY_LEASE_MS: is ${config.IDEMPOTENCY_LEASE_MS} but a checkout may hold its key for ${worstCaseMs} ms ` +
+    `(DB_STATEMENT_TIMEOUT_MS ${config.DB_STATEMENT_TIMEOUT_MS} + (PAYMENT_RETRIES ${config.PAYMENT_RETRIES} + 1) x ` +
+    `PAYMENT_ATTEMPT_TIMEOUT_MS ${config.PAYMENT_ATTEMPT_TIMEOUT_MS} + PAYMENT_RETRIES x PAYMENT_BACKOFF_MAX_MS ` +
+    `${config.PAYMENT_BACKOFF_MAX_MS}); raise IDEMPOTENCY_LEASE_MS to at least ${worstCaseMs} or lower ` +
+    'PAYMENT_ATTEMPT_TIMEOUT_MS or PAYMENT_RETRIES'
+  );
 }
 
 /**
@@ -171,7 +249,7 @@ export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): Service
  * `--max-old-space-size=128` caps V8's old generation. Without a cap V8 lets it grow
  * toward its default limit (about 4 GiB on a 24 GiB machine) before collecting hard, so RSS under load
  * climbed to 250-260 MB while the live set stays a few tens of MB; with the cap it held
- * at about 160 MB at the same throughput (bench/checkout.ts, see the README). The
+ * at about 160 MB at the same throughput (bench/checkout.ts, see docs/checkout-service.md). The
  * service keeps no unbounded in-memory state (idempotency lives in PostgreSQL), so a
  * heap limit hit means a leak, and a crash that systemd restarts is the right outcome.
  */

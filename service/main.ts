@@ -1,27 +1,64 @@
 /**
  * Entry point of `npm run service` and of the bundled `dist/service.js` the fleet runs:
  * configuration from the environment only.
+ *
+ * One process per vCPU: with SERVICE_PROCESSES above 1 (the default is one per vCPU)
+ * this process becomes a node:cluster primary that runs that many workers on the shared
+ * port (see {@link Supervisor}); each worker is a whole service, with its own pool, outbox
+ * relay and stuck-order sweep. SERVICE_PROCESSES=1 runs the service in this process.
  */
+import cluster from 'node:cluster';
 import pino from 'pino';
-import { ServiceConfigError, loadServiceConfig } from './config';
+import { EXIT_CONFIG, Supervisor } from './cluster';
+import { ServiceConfig, ServiceConfigError, loadServiceConfig } from './config';
 import { startService } from './server';
 
-async function main(): Promise<void> {
-  let config;
+/** Beyond the shutdown budget, how long before a process that has not exited is ended anyway. */
+const EXIT_MARGIN_MS = 5_000;
+
+function loadConfigOrExit(): ServiceConfig {
   try {
-    config = loadServiceConfig();
+    return loadServiceConfig();
   } catch (err) {
     if (err instanceof ServiceConfigError) {
       process.stderr.write(`${err.message}\n`);
-      process.exit(78); // EX_CONFIG: systemd will not restart-loop on a config error
+      process.exit(EXIT_CONFIG); // systemd will not restart-loop on a config error
     }
     throw err;
   }
+}
+
+function runPrimary(config: ServiceConfig): void {
+  const logger = pino({ level: config.LOG_LEVEL });
+  const supervisor = new Supervisor({
+    processes: config.SERVICE_PROCESSES,
+    fork: () => cluster.fork(),
+    stopTimeoutMs: config.SHUTDOWN_DELAY_MS + config.DRAIN_TIMEOUT_MS + EXIT_MARGIN_MS,
+    exit: (code) => {
+      logger.info({ code }, 'every worker has exited');
+      process.exit(code);
+    },
+    logger,
+  });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => supervisor.stop(signal));
+  logger.info({ processes: config.SERVICE_PROCESSES }, 'starting worker processes');
+  supervisor.start();
+}
+
+async function runService(config: ServiceConfig): Promise<void> {
   const logger = pino({ level: config.LOG_LEVEL });
   const service = await startService(config, logger);
   logger.info({ url: service.url }, 'checkout service listening');
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
+      // Backstop: every shutdown step is bounded, but a process must never outlive its budget.
+      setTimeout(
+        () => {
+          logger.error('shutdown outlasted its budget: exiting');
+          process.exit(1);
+        },
+        config.SHUTDOWN_DELAY_MS + config.DRAIN_TIMEOUT_MS + EXIT_MARGIN_MS,
+      ).unref();
       service.shutdown(signal).then(
         () => process.exit(0),
         (err) => {
@@ -31,6 +68,12 @@ async function main(): Promise<void> {
       );
     });
   }
+}
+
+async function main(): Promise<void> {
+  const config = loadConfigOrExit();
+  if (cluster.isPrimary && config.SERVICE_PROCESSES > 1) return runPrimary(config);
+  await runService(config);
 }
 
 main().catch((err) => {

@@ -11,8 +11,15 @@ export const COUNTERS = [
   'PaymentDeferredCircuitOpen',
   'PaymentDeferredRetriesExhausted',
   'PaymentDeferredBulkheadFull',
+  /** The gateway refused our request (401/403/400...): a misconfiguration; alarm on any. */
+  'PaymentRequestsRejected',
+  /** A request lost its idempotency lease to a retry and recorded nothing (leases too short?). */
+  'CheckoutLeasesLost',
+  /** Statements retried after a deadlock or serialization failure. */
+  'DatabaseConflictRetries',
   'OutboxPublished',
   'OutboxPublishFailures',
+  'OutboxMessagesParked',
   'StuckOrdersDeferred',
 ] as const;
 

@@ -1,11 +1,9 @@
 import {
   BrokenCircuitError,
-  BulkheadRejectedError,
   CircuitState,
   ConsecutiveBreaker,
   ExponentialBackoff,
   IPolicy,
-  TaskCancelledError,
   TimeoutStrategy,
   bulkhead,
   circuitBreaker,
@@ -20,8 +18,12 @@ import { ServiceConfig } from './config';
 import {
   PaymentDeclinedError,
   PaymentRejectedError,
+  PaymentTimeoutError,
   TransientPaymentError,
+  classifyPaymentFailure,
+  opensPaymentBreaker,
   paymentErrorForStatus,
+  shouldRetryPayment,
 } from './errors';
 
 /** What the checkout needs to charge. */
@@ -32,21 +34,22 @@ export interface ChargeRequest {
   readonly paymentToken: string;
 }
 
+/** Why a charge was not attempted, or not finished: the order goes to the payment-retry queue. */
+export type DeferralCause = 'circuit-open' | 'retries-exhausted' | 'bulkhead-full';
+
 /** How a charge ended, as far as the checkout cares. */
 export type ChargeOutcome =
   | { readonly kind: 'charged'; readonly chargeId: string }
   | { readonly kind: 'declined'; readonly reason: string }
-  | { readonly kind: 'deferred'; readonly cause: 'circuit-open' | 'retries-exhausted' | 'bulkhead-full' };
+  | { readonly kind: 'deferred'; readonly cause: DeferralCause }
+  /** The gateway refused the request itself (a misconfiguration): not the customer's doing. */
+  | { readonly kind: 'rejected'; readonly error: PaymentRejectedError };
 
 /** The gateway port; the checkout depends on this, tests may substitute it. */
 export interface PaymentGateway {
   charge(request: ChargeRequest): Promise<ChargeOutcome>;
   readonly breakerState: 'closed' | 'open' | 'half-open' | 'isolated';
 }
-
-/** Retried and counted by the breaker: transient gateway errors and attempt timeouts. */
-const isTransient = (err: unknown): boolean =>
-  err instanceof TransientPaymentError || err instanceof TaskCancelledError;
 
 /**
  * The payment gateway client: each call goes through
@@ -55,7 +58,10 @@ const isTransient = (err: unknown): boolean =>
  *
  * The order matters (see RESILIENCE-NOTES): the retry sits outside the breaker but does
  * not handle BrokenCircuitError, so an open breaker fails fast instead of backing off;
- * declines and rejections are not transient, so they are neither retried nor counted.
+ * what is retried and what the breaker counts is decided in errors.ts
+ * (`PAYMENT_FAILURE_HANDLING`): transient errors are both, declines neither, and
+ * rejections (the gateway refusing our request: a misconfiguration) are not retried but
+ * do open the breaker, so that a bad API key defers orders instead of hammering.
  * The timeout is cooperative and its AbortSignal is handed to fetch, so a hung gateway
  * really is abandoned. The order id is the gateway's Idempotency-Key on every attempt,
  * so a retry after a lost response never charges twice.
@@ -87,14 +93,14 @@ export class HttpPaymentGateway implements PaymentGateway {
       | 'PAYMENT_MAX_QUEUED'
     >,
   ) {
-    const transient = handleWhen(isTransient);
-    this.breaker = circuitBreaker(transient, {
+    // Which errors are retried and which open the breaker: decided in errors.ts only.
+    this.breaker = circuitBreaker(handleWhen(opensPaymentBreaker), {
       halfOpenAfter: config.PAYMENT_BREAKER_HALF_OPEN_AFTER_MS,
       breaker: new ConsecutiveBreaker(config.PAYMENT_BREAKER_THRESHOLD),
     });
     this.policy = wrap(
       bulkhead(config.PAYMENT_MAX_CONCURRENT, config.PAYMENT_MAX_QUEUED),
-      retry(transient, {
+      retry(handleWhen(shouldRetryPayment), {
         maxAttempts: config.PAYMENT_RETRIES,
         backoff: new ExponentialBackoff({
           initialDelay: config.PAYMENT_BACKOFF_INITIAL_MS,
@@ -143,12 +149,20 @@ export class HttpPaymentGateway implements PaymentGateway {
       });
       return { kind: 'charged', chargeId };
     } catch (err) {
-      if (err instanceof PaymentDeclinedError) return { kind: 'declined', reason: err.reason };
-      if (err instanceof PaymentRejectedError) return { kind: 'declined', reason: err.message };
-      if (err instanceof BrokenCircuitError) return { kind: 'deferred', cause: 'circuit-open' };
-      if (err instanceof BulkheadRejectedError) return { kind: 'deferred', cause: 'bulkhead-full' };
-      if (isTransient(err)) return { kind: 'deferred', cause: 'retries-exhausted' };
-      throw err;
+      switch (classifyPaymentFailure(err)) {
+        case 'declined':
+          return { kind: 'declined', reason: (err as PaymentDeclinedError).reason };
+        case 'rejected':
+          return { kind: 'rejected', error: err as PaymentRejectedError };
+        case 'circuit-open':
+          return { kind: 'deferred', cause: 'circuit-open' };
+        case 'bulkhead-full':
+          return { kind: 'deferred', cause: 'bulkhead-full' };
+        case 'transient':
+          return { kind: 'deferred', cause: 'retries-exhausted' };
+        case 'unexpected':
+          throw err;
+      }
     }
   }
 
@@ -162,22 +176,38 @@ export class HttpPaymentGateway implements PaymentGateway {
         signal,
       });
     } catch (err) {
-      if (signal.aborted) throw new TaskCancelledError('payment attempt timed out');
-      throw new TransientPaymentError(`payment gateway unreachable: ${(err as Error).message}`);
+      if (signal.aborted)
+        throw new PaymentTimeoutError('payment attempt timed out', undefined, { cause: err });
+      throw new TransientPaymentError(`payment gateway unreachable: ${(err as Error).message}`, undefined, {
+        cause: err,
+      });
     }
-    let body: { chargeId?: unknown; status?: unknown; reason?: unknown } = {};
+    let body: { chargeId?: unknown; reason?: unknown; message?: unknown; error?: unknown } = {};
     try {
       body = (await response.json()) as typeof body;
-    } catch {
-      if (signal.aborted) throw new TaskCancelledError('payment attempt timed out');
-      if (response.ok) throw new TransientPaymentError('payment gateway sent an unreadable success body');
+    } catch (err) {
+      if (signal.aborted)
+        throw new PaymentTimeoutError('payment attempt timed out', undefined, { cause: err });
+      if (response.ok) {
+        throw new TransientPaymentError('payment gateway sent an unreadable success body', response.status, {
+          cause: err,
+        });
+      }
     }
     if (response.ok) {
       if (typeof body.chargeId !== 'string' || body.chargeId === '') {
-        throw new TransientPaymentError('payment gateway success without a chargeId');
+        throw new TransientPaymentError('payment gateway success without a chargeId', response.status);
       }
       return body.chargeId;
     }
-    throw paymentErrorForStatus(response.status, typeof body.reason === 'string' ? body.reason : '');
+    throw paymentErrorForStatus(response.status, gatewayDetail(body));
   }
+}
+
+/** What the gateway said about a refusal: Stripe-like `reason`, `message` or `error`. */
+function gatewayDetail(body: { reason?: unknown; message?: unknown; error?: unknown }): string {
+  for (const value of [body.reason, body.message, body.error]) {
+    if (typeof value === 'string' && value !== '') return value.slice(0, 200);
+  }
+  return '';
 }

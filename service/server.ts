@@ -1,14 +1,16 @@
-import { SQSClient } from '@aws-sdk/client-sqs';
 import { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { Pool } from 'pg';
 import { buildHttpApp, ServiceState } from './app';
-import { CheckoutService, deferStuckOrders } from './checkout';
+import { CheckoutService } from './checkout';
+import { deferStuckOrders } from './orders/stuck-order-sweep';
 import { ServiceConfig } from './config';
 import { createPool } from './db/pool';
+import { ConnectionTracker } from './http/connections';
+import { InFlightWork } from './http/in-flight';
 import { migrate } from './db/migrations';
 import { Metrics } from './metrics';
-import { OutboxRelay } from './outbox-relay';
+import { OutboxRelay, createSqsClient } from './outbox/relay';
 import { HttpPaymentGateway, PaymentGateway } from './payment-client';
 import { HttpRecommender } from './recommendations-client';
 
@@ -21,11 +23,34 @@ export interface RunningService {
   readonly metrics: Metrics;
   readonly payments: PaymentGateway;
   readonly relay: OutboxRelay;
-  /** Graceful shutdown: readiness 503, drain in-flight requests, flush the outbox, close the pool. */
+  /**
+   * Graceful shutdown: readiness 503, close the listener and idle connections, drain
+   * in-flight requests, flush the outbox, close the pool; every step after the listener
+   * closes within the drain budget (DRAIN_TIMEOUT_MS).
+   */
   shutdown(reason: string): Promise<void>;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Whether `work` settled before `deadline` (epoch ms); it is not cancelled either way. */
+async function settledBy(work: Promise<unknown>, deadline: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([
+      work.then(
+        () => true,
+        () => true,
+      ),
+      expired,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * Starts the service: migrations (under an advisory lock), the HTTP listener, the
@@ -43,8 +68,26 @@ export async function startService(
   const metrics = new Metrics();
   const pool = createPool(config);
   const payments = new HttpPaymentGateway(config.PAYMENT_URL, config);
+  // Every worker process runs its own relay (and stuck-order sweep): rows are taken with
+  // FOR UPDATE SKIP LOCKED, so processes and instances never send the same row at once.
+  const relay = new OutboxRelay({
+    pool,
+    sqs: createSqsClient({ region: config.AWS_REGION, timeoutMs: config.SQS_TIMEOUT_MS }),
+    queueUrls: {
+      'order-events': config.ORDER_EVENTS_QUEUE_URL,
+      'payment-retry': config.PAYMENT_RETRY_QUEUE_URL,
+    },
+    batchSize: config.OUTBOX_BATCH_SIZE,
+    metrics,
+    sendTimeoutMs: config.SQS_TIMEOUT_MS,
+    maxBackoffMs: config.OUTBOX_MAX_BACKOFF_MS,
+    logger,
+  });
   const emitMetrics = () =>
-    logger.info(metrics.flush({ CircuitBreakerOpen: payments.breakerState === 'closed' ? 0 : 1 }), 'metrics');
+    logger.info(
+      metrics.flush({ CircuitBreakerOpen: payments.breakerState === 'closed' ? 0 : 1, ...relay.gauges() }),
+      'metrics',
+    );
   payments.onBreakerStateChange((breaker) => {
     logger.warn({ breaker }, `payment circuit breaker ${breaker}`);
     emitMetrics();
@@ -60,31 +103,24 @@ export async function startService(
     duplicateWaitMs: config.IDEMPOTENCY_WAIT_MS,
     retryAfterSeconds: config.RETRY_AFTER_SECONDS,
   });
+  const work = new InFlightWork(config.MAX_IN_FLIGHT);
   const app = buildHttpApp({
     pool,
     checkout,
     metrics,
     state,
     adminToken: config.ADMIN_TOKEN,
-    maxInFlight: config.MAX_IN_FLIGHT,
+    work,
     maxDbWaiting: config.MAX_DB_WAITING ?? config.DB_POOL_SIZE * 4,
     maxEventLoopDelayMs: config.MAX_EVENT_LOOP_DELAY_MS,
     retryAfterSeconds: config.RETRY_AFTER_SECONDS,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
+    headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
+    keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
     logger,
   });
-
-  const relay = new OutboxRelay({
-    pool,
-    sqs: new SQSClient({ region: config.AWS_REGION, maxAttempts: 3 }),
-    queueUrls: {
-      'order-events': config.ORDER_EVENTS_QUEUE_URL,
-      'payment-retry': config.PAYMENT_RETRY_QUEUE_URL,
-    },
-    batchSize: config.OUTBOX_BATCH_SIZE,
-    metrics,
-    onError: (err) => logger.warn({ err }, 'outbox relay pass failed; rows stay pending'),
-  });
+  const connections = new ConnectionTracker(app.server);
 
   // Listen first so /health/live and /health/startup answer while migrations run.
   const url = await app.listen({ port: config.PORT, host: config.HOST });
@@ -124,30 +160,40 @@ export async function startService(
       logger.info({ reason }, 'shutting down: readiness now fails');
       state.draining = true;
       if (config.SHUTDOWN_DELAY_MS > 0) await sleep(config.SHUTDOWN_DELAY_MS);
-      // close() stops accepting connections, answers 503 on kept-alive ones and waits
-      // for in-flight requests; the drain timeout bounds that wait.
+      // From here every step ends by one deadline, the drain budget.
+      const startedAt = Date.now();
+      const deadline = startedAt + config.DRAIN_TIMEOUT_MS;
+
+      // 1. Requests: stop accepting connections, close the ones with nothing in flight, have
+      // in-flight requests answered with Connection: close, and wait for their work (which
+      // goes on when its client has gone) - not for the drain timeout.
       const closed = app.close();
-      const drained = await Promise.race([
-        closed.then(() => true),
-        sleep(config.DRAIN_TIMEOUT_MS).then(() => false),
-      ]);
-      if (!drained) {
+      connections.closeIdle();
+      if (!(await settledBy(Promise.all([closed, work.idle()]), deadline))) {
         logger.warn(
-          { drainTimeoutMs: config.DRAIN_TIMEOUT_MS },
-          'drain timeout: closing remaining connections',
+          { drainTimeoutMs: config.DRAIN_TIMEOUT_MS, connections: connections.open, inFlight: work.size },
+          'drain budget spent: closing the remaining connections',
         );
-        app.server.closeAllConnections();
-        await closed;
+        connections.closeAll();
       }
       clearInterval(sweeper);
       clearInterval(metricsTimer);
-      await relay.stop();
-      await relay
-        .publishPending()
-        .catch((err) => logger.warn({ err }, 'final outbox flush failed; rows stay pending'));
+
+      // 2. Outbox: the loops stop (a send in progress ends by its timeout or the deadline),
+      // then a flush until the deadline; rows left are published by the next instance.
+      await relay.stop(deadline);
+      const published = await relay.publishPending({ deadline }).catch((err) => {
+        logger.warn({ err }, 'final outbox flush failed; rows stay pending');
+        return 0;
+      });
       emitMetrics();
-      await pool.end();
-      logger.info('shutdown complete');
+
+      // 3. The pool: ends once every connection is back, so bounded too (work still running
+      // past the budget holds one); at least a moment to close the idle ones cleanly.
+      if (!(await settledBy(pool.end(), Math.max(deadline, Date.now() + 500)))) {
+        logger.warn('database pool did not close within the drain budget');
+      }
+      logger.info({ elapsedMs: Date.now() - startedAt, outboxPublished: published }, 'shutdown complete');
     })();
     return stopping;
   };

@@ -97,6 +97,37 @@ export const MIGRATIONS: Migration[] = [
       `);
     },
   },
+  {
+    // Exactly one recorded outcome per order. lease_token names the request that holds
+    // an idempotency key (a new one on every claim or takeover): the statement that
+    // records an outcome changes nothing unless its token still holds the key and the
+    // order is still PAYMENT_IN_PROGRESS. released_at makes compensation idempotent: a
+    // reservation goes back to stock in the statement that sets it, and only if unset.
+    name: '0003-fenced-outcomes',
+    up: async ({ context: db }) => {
+      await db.query(`
+        ALTER TABLE idempotency_keys ADD COLUMN lease_token uuid;
+        ALTER TABLE orders ADD COLUMN released_at timestamptz;
+      `);
+    },
+  },
+  {
+    // The outbox relay parks a message SQS refuses for good (parked_at, park_reason)
+    // instead of retrying it forever, and relays each destination on its own: the index
+    // serves "the oldest pending rows of this destination", so a destination with a
+    // backlog does not make the other's query scan past it.
+    name: '0004-outbox-parking',
+    up: async ({ context: db }) => {
+      await db.query(`
+        ALTER TABLE outbox
+          ADD COLUMN parked_at timestamptz,
+          ADD COLUMN park_reason text,
+          ADD CONSTRAINT outbox_parked_or_published CHECK (parked_at IS NULL OR published_at IS NULL);
+        CREATE INDEX outbox_pending ON outbox (destination, id) WHERE published_at IS NULL AND parked_at IS NULL;
+        DROP INDEX outbox_unpublished;
+      `);
+    },
+  },
 ];
 
 /** Why the service refuses to start: migrations are pending and its user may not apply them. */

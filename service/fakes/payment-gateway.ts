@@ -17,6 +17,13 @@ export interface RecordedCharge {
 export class FakePaymentGateway extends ControllableServer {
   readonly charges = new Map<string, RecordedCharge>();
   failAfterChargeRate = 0;
+  /**
+   * When non-zero, every charge is answered with this status (401, 403, 400...) and no
+   * charge is taken: the gateway refusing our request, as with a revoked API key.
+   */
+  rejectStatus = 0;
+  /** Charge requests answered with `rejectStatus`. */
+  rejectedRequests = 0;
 
   constructor() {
     super((req, body, res) => {
@@ -31,6 +38,10 @@ export class FakePaymentGateway extends ControllableServer {
         request = JSON.parse(body) as typeof request;
       } catch {
         return json(res, 400, { error: 'body must be JSON' });
+      }
+      if (this.rejectStatus !== 0) {
+        this.rejectedRequests++;
+        return json(res, this.rejectStatus, { error: 'invalid_request_error', message: 'Invalid API Key' });
       }
       if (this.settings.mode === 'decline' || request.paymentToken === 'tok_decline') {
         return json(res, 402, { status: 'declined', reason: 'card_declined' });

@@ -2,24 +2,26 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { Metrics } from '../../service/metrics';
-import { OutboxRelay } from '../../service/outbox-relay';
+import { OutboxRelay } from '../../service/outbox/relay';
 import { createPool } from '../../service/db/pool';
 import { SERVICE_NODE_FLAGS, loadServiceConfig } from '../../service/config';
 import { FakePaymentGateway } from '../../service/fakes/payment-gateway';
 import { FakeRecommendations } from '../../service/fakes/recommendations';
-import { TestDatabase, createTestDatabase, postgresAvailable } from './helpers/database';
+import { TestDatabase, createTestDatabase, postgresUnavailableReason } from './helpers/database';
 import { checkout, checkoutBody, newKey, serviceEnv, setStock, startHarness } from './helpers/harness';
 import { OFFLINE_AWS_ENV } from '../helpers/offline-aws-env';
 import { MotoSqs, motoAvailable } from './helpers/moto';
+import { waitFor } from './helpers/wait-for';
 
 const ROOT = join(__dirname, '..', '..');
-let ready = false;
+/** PostgreSQL (found by the Jest global setup) and moto_server; without them the suites are skipped. */
+const ready = postgresUnavailableReason() === undefined && motoAvailable();
+const describeIfReady = ready ? describe : describe.skip;
 let db: TestDatabase;
 let moto: MotoSqs;
 let queues: { 'order-events': string; 'payment-retry': string };
 
 beforeAll(async () => {
-  ready = (await postgresAvailable()) && motoAvailable();
   if (!ready) return;
   db = await createTestDatabase();
   moto = await MotoSqs.start();
@@ -40,9 +42,8 @@ const queueEnv = () => ({
   PAYMENT_RETRY_QUEUE_URL: queues['payment-retry'],
 });
 
-describe('transactional outbox', () => {
+describeIfReady('transactional outbox', () => {
   test('confirmed orders reach order-events and deferred ones payment-retry, with an eventId', async () => {
-    if (!ready) return;
     const h = await startHarness(db, { ...queueEnv(), PAYMENT_RETRIES: '0', PAYMENT_BREAKER_THRESHOLD: '1' });
     try {
       const url = h.service.url;
@@ -85,7 +86,6 @@ describe('transactional outbox', () => {
   });
 
   test('while SQS is unreachable rows stay pending, and are published once it is back', async () => {
-    if (!ready) return;
     await db.query(
       `INSERT INTO outbox (destination, payload) VALUES ('order-events', '{"type":"Probe","n":1}'), ('order-events', '{"type":"Probe","n":2}')`,
     );
@@ -98,6 +98,7 @@ describe('transactional outbox', () => {
         queueUrls: queues,
         batchSize: 10,
         metrics,
+        sendTimeoutMs: 2_000,
       });
     try {
       expect(await relay('http://127.0.0.1:9').publishPending()).toBe(0);
@@ -113,9 +114,8 @@ describe('transactional outbox', () => {
   });
 });
 
-describe('the bundled service (dist/service.js)', () => {
+describeIfReady('the bundled service (dist/service.js)', () => {
   test('SIGTERM under load: in-flight requests finish, every accepted order is persisted once, the outbox is flushed', async () => {
-    if (!ready) return;
     execFileSync('npm', ['run', '--silent', 'service:build'], { cwd: ROOT, stdio: 'ignore' });
     const payment = new FakePaymentGateway();
     const recommendations = new FakeRecommendations();
@@ -216,5 +216,97 @@ describe('the bundled service (dist/service.js)', () => {
     expect(failure?.stderr).toMatch(/PAYMENT_URL: must be an http\(s\) URL of the payment gateway/);
     expect(failure?.stderr).toMatch(/ADMIN_TOKEN: must be at least 32 characters/);
     expect(failure?.stderr).toMatch(/DB_POOL_SIZE: must be a number/);
+  });
+});
+
+describeIfReady('one process per vCPU (node:cluster)', () => {
+  /** The JSON log lines a process tree has written so far. */
+  const logLines = (out: string) =>
+    out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { pid: number; msg: string; url?: string; req?: { url?: string } });
+
+  test('SERVICE_PROCESSES=2: two workers answer, a crashed one is replaced, SIGTERM ends them all within the drain budget', async () => {
+    // GIVEN the service started as `npm run service` does, with two worker processes
+    const payment = new FakePaymentGateway();
+    const recommendations = new FakeRecommendations();
+    const env = {
+      ...process.env,
+      ...serviceEnv(db, await payment.listen(), await recommendations.listen(), {
+        ...queueEnv(),
+        SERVICE_PROCESSES: '2',
+        LOG_LEVEL: 'info',
+        DRAIN_TIMEOUT_MS: '3000',
+      }),
+    };
+    const child = spawn(
+      process.execPath,
+      [...SERVICE_NODE_FLAGS, '--import', 'tsx', join(ROOT, 'service', 'main.ts')],
+      {
+        cwd: ROOT,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const listening = () => logLines(out).filter((l) => l.msg === 'checkout service listening');
+    const readyPids = () =>
+      new Set(
+        logLines(out)
+          .filter((l) => l.msg === 'incoming request' && l.req?.url === '/health/ready')
+          .map((l) => l.pid),
+      );
+    /** Asks /health/ready on new connections (the primary deals them out in turn) until `pids` answered. */
+    const answeredBy = async (url: string, pids: number[]) =>
+      waitFor(
+        async () => {
+          const res = await fetch(`${url}/health/ready`, { headers: { connection: 'close' } });
+          expect(res.status).toBe(200);
+          const seen = readyPids();
+          return pids.every((p) => seen.has(p));
+        },
+        {
+          timeoutMs: 10_000,
+          intervalMs: 50,
+          message: `/health/ready was not answered by every worker (${pids})`,
+        },
+      );
+    try {
+      await waitFor(() => listening().length === 2, { timeoutMs: 60_000, intervalMs: 100, message: out });
+      const [first, second] = listening();
+      expect(first.url).toBe(second.url);
+      const workers = [first.pid, second.pid];
+
+      // THEN two distinct worker processes (not the primary) answer on the one port
+      expect(new Set(workers).size).toBe(2);
+      expect(workers).not.toContain(child.pid);
+      await answeredBy(first.url!, workers);
+
+      // WHEN a worker crashes THEN another takes its place
+      process.kill(first.pid, 'SIGKILL');
+      await waitFor(() => listening().length === 3, { timeoutMs: 30_000, intervalMs: 100, message: out });
+      const replacement = listening()[2].pid;
+      expect(workers).not.toContain(replacement);
+      await answeredBy(first.url!, [second.pid, replacement]);
+
+      // WHEN the primary gets SIGTERM THEN every worker shuts down cleanly and it exits 0,
+      // within the drain budget (3 s) and a margin
+      const sigtermAt = Date.now();
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(Date.now() - sigtermAt).toBeLessThan(3_000 + 2_000);
+      const completed = logLines(out)
+        .filter((l) => l.msg === 'shutdown complete')
+        .map((l) => l.pid);
+      expect(completed.sort()).toEqual([second.pid, replacement].sort());
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await payment.close();
+      await recommendations.close();
+    }
   });
 });

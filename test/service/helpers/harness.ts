@@ -33,6 +33,12 @@ export function serviceEnv(
     OUTBOX_INTERVAL_MS: '50',
     METRICS_INTERVAL_MS: '60000',
     DRAIN_TIMEOUT_MS: '5000',
+    // Load shedding off in practice: a loaded CI machine (event-loop stalls of a few
+    // hundred ms, a burst of concurrent test requests) must not turn a correctness test
+    // into a 503. The shedding tests set their own limits.
+    MAX_IN_FLIGHT: '100000',
+    MAX_EVENT_LOOP_DELAY_MS: '10000',
+    MAX_DB_WAITING: '100000',
     ...overrides,
   };
 }

@@ -1,0 +1,341 @@
+import { SQSClient, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import { Pool } from 'pg';
+import { inTransaction } from '../db/transaction';
+import { Metrics } from '../metrics';
+import { OutboxDestination } from './enqueue';
+import { SendFailure, classifyEntryFailure, classifySendError } from './sqs-failures';
+
+/** Where the relay reports what an operator must see. */
+export interface RelayLogger {
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+export interface OutboxRelayOptions {
+  readonly pool: Pool;
+  readonly sqs: SQSClient;
+  readonly queueUrls: Readonly<Record<OutboxDestination, string>>;
+  /** Rows per SendMessageBatch (SQS takes at most 10). */
+  readonly batchSize: number;
+  readonly metrics: Metrics;
+  /** Bound on one SendMessageBatch call, the SDK's own retry included (an AbortSignal per send). */
+  readonly sendTimeoutMs: number;
+  /**
+   * Longest pause of a destination whose sends keep failing; the pause doubles from the
+   * relay interval up to this.
+   *
+   * @default 30_000
+   */
+  readonly maxBackoffMs?: number;
+  /** @default no logging */
+  readonly logger?: RelayLogger;
+}
+
+/** The configuration variable that names each destination's queue, for log messages. */
+const QUEUE_URL_VARIABLE: Record<OutboxDestination, string> = {
+  'order-events': 'ORDER_EVENTS_QUEUE_URL',
+  'payment-retry': 'PAYMENT_RETRY_QUEUE_URL',
+};
+
+interface OutboxRow {
+  readonly id: string;
+  readonly payload: Record<string, unknown>;
+  readonly created_at: Date;
+}
+
+/** What one send did with each row: published, parked (with why), or left pending. */
+interface SendOutcome {
+  readonly published: string[];
+  readonly parked: { id: string; reason: string }[];
+  /** Rows left pending, with the failure that left the last of them. */
+  readonly failed: number;
+  readonly failure?: SendFailure;
+}
+
+/** One batch: how many rows were selected, and what became of them. */
+interface BatchResult extends SendOutcome {
+  readonly selected: number;
+}
+
+/** Per destination: its loop timer, the pass it is running, its failure streak. */
+interface Lane {
+  readonly destination: OutboxDestination;
+  timer?: NodeJS.Timeout;
+  pass?: Promise<void>;
+  failures: number;
+  /** When the oldest row still pending after the last batch was written (for the age gauge). */
+  oldestPendingAt?: number;
+}
+
+/**
+ * Creates the SQS client the relay sends with. The SDK's default is no timeout at all (a
+ * hung connection waits for the kernel, minutes): here connecting takes at most 1 s,
+ * each HTTP attempt at most half the send timeout, and the SDK retries once; the
+ * AbortSignal the relay hands every send bounds the whole call.
+ */
+export function createSqsClient(options: {
+  region: string;
+  timeoutMs: number;
+  endpoint?: string;
+}): SQSClient {
+  return new SQSClient({
+    region: options.region,
+    ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+    maxAttempts: 2,
+    requestHandler: {
+      connectionTimeout: Math.min(1_000, options.timeoutMs),
+      requestTimeout: Math.ceil(options.timeoutMs / 2),
+      throwOnRequestTimeout: true,
+    },
+  });
+}
+
+/**
+ * Publishes outbox rows to SQS, at least once, each destination on its own.
+ *
+ * Each destination (queue) has its own loop, its own query (its oldest pending rows) and
+ * its own backoff, so a queue that hangs, refuses or is misconfigured delays only its own
+ * messages. Rows are locked with `FOR UPDATE SKIP LOCKED`, so several processes and
+ * instances relay in parallel without sending the same row at the same time; a row is
+ * marked published only after SQS accepted it, in the transaction that holds its lock.
+ * A crash between the send and the commit sends it again: every message carries
+ * `eventId` (`outbox-<id>`) for consumers to dedupe.
+ *
+ * A message SQS refuses for good is parked (`parked_at`, `park_reason`) and counted as
+ * `OutboxMessagesParked`, never retried by the relay; see {@link classifySendError}
+ * for what counts as refused for good.
+ */
+export class OutboxRelay {
+  private readonly lanes: Lane[];
+  private readonly maxBackoffMs: number;
+  private intervalMs = 200;
+  private stopped = false;
+  /** Aborts the loops' sends in progress when stop() reaches its deadline. */
+  private readonly halt = new AbortController();
+
+  constructor(private readonly options: OutboxRelayOptions) {
+    this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
+    this.lanes = (Object.keys(options.queueUrls) as OutboxDestination[]).map((destination) => ({
+      destination,
+      failures: 0,
+    }));
+  }
+
+  /** Relays every intervalMs per destination (longer while that destination fails) until stopped. */
+  start(intervalMs: number): void {
+    this.intervalMs = intervalMs;
+    for (const lane of this.lanes) this.schedule(lane, intervalMs);
+  }
+
+  /**
+   * Stops the loops and waits for the passes in progress; at `deadline` (epoch ms) their
+   * sends are aborted (the rows stay pending).
+   */
+  async stop(deadline = Infinity): Promise<void> {
+    this.stopped = true;
+    for (const lane of this.lanes) clearTimeout(lane.timer);
+    const passes = Promise.all(this.lanes.map((lane) => lane.pass));
+    if (deadline === Infinity) return void (await passes);
+    const abortAt = setTimeout(() => this.halt.abort(), Math.max(0, deadline - Date.now()));
+    try {
+      await passes;
+    } finally {
+      clearTimeout(abortAt);
+    }
+  }
+
+  /**
+   * Publishes every destination's pending rows, destinations in parallel, until each is
+   * drained, fails, or `deadline` (epoch ms) comes. Used for the final flush at shutdown
+   * and by tests.
+   *
+   * @returns the number of rows published
+   */
+  async publishPending(options: { deadline?: number } = {}): Promise<number> {
+    const deadline = options.deadline ?? Infinity;
+    const counts = await Promise.all(
+      this.lanes.map((lane) => this.drain(lane, deadline, () => Date.now() < deadline)),
+    );
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
+  /** Gauges for the metrics line: the age of the oldest row a destination could not send yet. */
+  gauges(now = Date.now()): { OutboxOldestPendingSeconds: number } {
+    const oldest = Math.min(...this.lanes.map((l) => l.oldestPendingAt ?? now));
+    return { OutboxOldestPendingSeconds: Math.max(0, Math.round((now - oldest) / 1_000)) };
+  }
+
+  private schedule(lane: Lane, delayMs: number): void {
+    if (this.stopped) return;
+    lane.timer = setTimeout(() => {
+      lane.pass = this.drain(lane, Infinity, () => !this.stopped, this.halt.signal).then(
+        () => this.schedule(lane, this.delayAfter(lane)),
+        () => this.schedule(lane, this.delayAfter(lane)),
+      );
+    }, delayMs);
+  }
+
+  /** The interval while healthy; after failures it doubles up to maxBackoffMs, with jitter. */
+  private delayAfter(lane: Lane): number {
+    if (lane.failures === 0) return this.intervalMs;
+    const ceiling = Math.min(this.maxBackoffMs, this.intervalMs * 2 ** Math.min(lane.failures, 20));
+    return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+  }
+
+  /** Batches for one destination until it is drained, a batch fails, or `more()` says stop. */
+  private async drain(
+    lane: Lane,
+    deadline: number,
+    more: () => boolean,
+    halt?: AbortSignal,
+  ): Promise<number> {
+    let total = 0;
+    while (more()) {
+      let result: BatchResult;
+      try {
+        result = await this.publishBatch(lane, deadline, halt);
+      } catch (err) {
+        // The database, not SQS: the transaction rolled back, the rows stay pending.
+        lane.failures++;
+        this.options.logger?.warn(
+          { err, destination: lane.destination },
+          'outbox relay pass failed; rows stay pending',
+        );
+        return total;
+      }
+      total += result.published.length;
+      if (result.failure) {
+        lane.failures++;
+        return total;
+      }
+      lane.failures = 0;
+      if (result.selected < this.options.batchSize) return total;
+    }
+    return total;
+  }
+
+  private async publishBatch(lane: Lane, deadline: number, halt?: AbortSignal): Promise<BatchResult> {
+    const { pool, batchSize, metrics } = this.options;
+    if (deadline - Date.now() <= 0) return { selected: 0, published: [], parked: [], failed: 0 };
+    // No retry on a conflict here: the transaction sends to SQS, and the next pass retries.
+    return inTransaction(
+      pool,
+      async (db) => {
+        const { rows } = await db.query<OutboxRow>(
+          `SELECT id, payload, created_at FROM outbox
+          WHERE destination = $1 AND published_at IS NULL AND parked_at IS NULL
+          ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`,
+          [lane.destination, batchSize],
+        );
+        if (rows.length === 0) {
+          lane.oldestPendingAt = undefined;
+          return { selected: 0, published: [], parked: [], failed: 0 };
+        }
+        const timeoutMs = Math.min(this.options.sendTimeoutMs, deadline - Date.now());
+        const timeout = AbortSignal.timeout(Math.max(1, timeoutMs));
+        const signal = halt ? AbortSignal.any([timeout, halt]) : timeout;
+        const outcome = await this.send(lane.destination, rows, signal);
+        if (outcome.published.length > 0 || outcome.parked.length > 0) {
+          // One statement for both: published rows get published_at, parked ones their reason.
+          const done = [...outcome.published.map((id) => ({ id, reason: null })), ...outcome.parked];
+          await db.query(
+            `UPDATE outbox o
+              SET published_at = CASE WHEN d.reason IS NULL THEN now() END,
+                  parked_at = CASE WHEN d.reason IS NOT NULL THEN now() END,
+                  park_reason = d.reason
+             FROM unnest($1::bigint[], $2::text[]) AS d(id, reason)
+            WHERE o.id = d.id`,
+            [done.map((d) => d.id), done.map((d) => d.reason)],
+          );
+        }
+        const settled = new Set([...outcome.published, ...outcome.parked.map((p) => p.id)]);
+        // After a full batch more rows wait, about as old as its last one.
+        const oldestLeft =
+          rows.find((r) => !settled.has(r.id)) ?? (rows.length === batchSize ? rows.at(-1) : undefined);
+        lane.oldestPendingAt = oldestLeft?.created_at.getTime();
+        if (outcome.published.length > 0) metrics.increment('OutboxPublished', outcome.published.length);
+        if (outcome.failed > 0) metrics.increment('OutboxPublishFailures', outcome.failed);
+        if (outcome.parked.length > 0) {
+          metrics.increment('OutboxMessagesParked', outcome.parked.length);
+          for (const p of outcome.parked) {
+            this.options.logger?.error(
+              { destination: lane.destination, outboxId: p.id, reason: p.reason },
+              'outbox message parked: SQS refuses it for good; see "Parked outbox messages" in docs/checkout-service.md',
+            );
+          }
+        }
+        if (outcome.failure) this.reportFailure(lane.destination, outcome.failure, outcome.failed);
+        return { selected: rows.length, ...outcome };
+      },
+      { attempts: 1 },
+    );
+  }
+
+  /**
+   * Sends rows as one batch. When SQS refuses the whole batch for what one of its messages
+   * carries, the rows are sent one by one, so that only the culprit is parked.
+   */
+  private async send(
+    destination: OutboxDestination,
+    rows: OutboxRow[],
+    signal: AbortSignal,
+  ): Promise<SendOutcome> {
+    try {
+      const result = await this.options.sqs.send(
+        new SendMessageBatchCommand({
+          QueueUrl: this.options.queueUrls[destination],
+          Entries: rows.map((r) => ({
+            Id: r.id,
+            MessageBody: JSON.stringify({ eventId: `outbox-${r.id}`, ...r.payload }),
+          })),
+        }),
+        { abortSignal: signal },
+      );
+      const published = (result.Successful ?? []).flatMap((ok) => (ok.Id ? [ok.Id] : []));
+      const parked: { id: string; reason: string }[] = [];
+      let failed = 0;
+      let failure: SendFailure | undefined;
+      for (const entry of result.Failed ?? []) {
+        const classified = classifyEntryFailure(entry);
+        if (classified.kind === 'message' && entry.Id)
+          parked.push({ id: entry.Id, reason: classified.reason });
+        else {
+          failed++;
+          failure = classified;
+        }
+      }
+      return { published, parked, failed, failure };
+    } catch (err) {
+      const failure = classifySendError(err);
+      if (failure.kind !== 'message') return { published: [], parked: [], failed: rows.length, failure };
+      if (rows.length === 1)
+        return { published: [], parked: [{ id: rows[0].id, reason: failure.reason }], failed: 0 };
+      const outcomes: SendOutcome[] = [];
+      for (const row of rows) outcomes.push(await this.send(destination, [row], signal));
+      return {
+        published: outcomes.flatMap((o) => o.published),
+        parked: outcomes.flatMap((o) => o.parked),
+        failed: outcomes.reduce((n, o) => n + o.failed, 0),
+        failure: outcomes.find((o) => o.failure)?.failure,
+      };
+    }
+  }
+
+  private reportFailure(destination: OutboxDestination, failure: SendFailure, rows: number): void {
+    const fields = {
+      destination,
+      queueUrl: this.options.queueUrls[destination],
+      reason: failure.reason,
+      rows,
+    };
+    if (failure.kind === 'destination') {
+      this.options.logger?.error(
+        fields,
+        `outbox: SQS refuses the ${destination} queue itself; check ${QUEUE_URL_VARIABLE[destination]} and the ` +
+          'instance role; its rows stay pending and go out once it is fixed',
+      );
+    } else {
+      this.options.logger?.warn(fields, `outbox: sending to ${destination} failed; its rows stay pending`);
+    }
+  }
+}
