@@ -1,113 +1,106 @@
 /**
- * Checkout benchmark: the bundled service (dist/service.js) on loopback against real
- * PostgreSQL and the in-process fakes, loaded with autocannon. Prints figures; asserts
- * nothing. Run: `npm run bench:checkout` (DATABASE_URL overrides the server; the
- * benchmark creates its own database and drops it).
+ * Checkout benchmark: the bundled service on loopback against real PostgreSQL and the
+ * in-process fakes. Prints figures and the issue 9 performance targets as ratios measured
+ * in this run; asserts nothing. Run: `npm run bench:checkout` (about 4 minutes), or
+ * `npm run bench:checkout -- --quick` (about 1.5 minutes: shorter scenarios, no breaker
+ * or named-statement runs). DATABASE_URL overrides the server; the benchmark creates its
+ * own databases and drops them. BENCH_SECONDS overrides the measured seconds per scenario.
  *
- * Scenarios (each BENCH_SECONDS, default 10):
- *   1. healthy dependencies, closed loop (BENCH_CONNECTIONS clients, each sending its
- *      next request when the last is answered): peak throughput, p50, p99
- *   2. healthy at a fixed rate of half that peak (open loop): latency when not saturated
- *   3. gateway hanging at the same fixed rate, breaker on (default config) vs breaker
- *      effectively off: what the breaker buys, without queueing in the way
- *   4. overload: requests offered at 3x the peak rate (open loop): goodput and the p99 of
- *      accepted requests
- * and the service's peak RSS under load.
+ * What it runs, each service built with esbuild as `npm run service:build` builds it and
+ * started with SERVICE_NODE_FLAGS:
+ *   - round trips: the service behind a proxy that counts round trips on the PostgreSQL
+ *     wire (bench/wire-count.ts), at a fixed rate; also the baseline;
+ *   - peak (closed loop, 50 clients, each sending when answered) of the baseline, the code
+ *     before issue 9 (`git archive 931fbef`, one process), and of today's service with
+ *     SERVICE_PROCESSES=1 and with one process per vCPU (the default), with the CPU time
+ *     of the service's processes (/proc/<pid>/stat of the primary and every worker) per
+ *     confirmed checkout;
+ *   - pgbench running the checkout's two statements with 50 clients (bench/pgbench.ts);
+ *   - per process count: half the peak rate (open loop, the unloaded p99) and 3x the peak
+ *     rate (open loop): goodput and the p99 of accepted requests;
+ *   - full mode only: the gateway hanging with the breaker on and off, and the peak with
+ *     DB_NAMED_STATEMENTS=true beside pgbench in prepared mode (what naming would buy).
  *
- * Fixed-rate runs are open loop on purpose: a closed-loop client that re-sends the
- * moment it gets a 503 turns "3x load" into a retry storm of 15x or more, which measures
- * the load generator, not the service. Their latencies are corrected for coordinated
- * omission by autocannon (a request that could not be sent on time counts as waiting).
+ * Fixed-rate runs are open loop on purpose: a closed-loop client that re-sends the moment
+ * it gets a 503 turns "3x load" into a retry storm of 15x or more, which measures the load
+ * generator, not the service. Their latencies count from when each request was due.
+ *
+ * Every scenario also prints how busy the machine was: the service's, PostgreSQL's
+ * backends', the benchmark's own and everything else's CPU, in cores. The load generator,
+ * the fakes, PostgreSQL and the service share the machine's cores: the figures are
+ * ratios measured side by side, not capacities.
  */
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
-import { createServer } from 'node:net';
+import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { get } from 'node:http';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import autocannon from 'autocannon';
+import { build } from 'esbuild';
+import { Pool } from 'pg';
 import { SERVICE_NODE_FLAGS } from '../service/config';
-import { FakePaymentGateway } from '../service/fakes/payment-gateway';
-import { FakeRecommendations } from '../service/fakes/recommendations';
-import { FakeSqs } from '../service/fakes/sqs';
-import { createTestDatabase } from '../test/service/helpers/database';
+import { migrate } from '../service/db/migrations';
+import { TestDatabase, createTestDatabase } from '../test/service/helpers/database';
+import { FakesProcess } from './fakes-process';
+import { LoadResult, NextCheckout, closedLoop, openLoop } from './load';
+import { PGBENCH_SCRIPT_PATH, PgbenchResult, checkPgbenchScript, runPgbench } from './pgbench';
+import {
+  backendCpuDelta,
+  loadAverage,
+  machineCpu,
+  postgresBackendCpu,
+  rssMb,
+  selfCpuSeconds,
+  treeCpuSeconds,
+  treePids,
+} from './proc';
+import { WireCounter } from './wire-count';
 
 const ROOT = join(__dirname, '..');
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const ARGS = new Set(process.argv.slice(2));
+const QUICK = ARGS.has('--quick');
+const SECONDS = Number(process.env.BENCH_SECONDS ?? (QUICK ? 4 : 10));
+const WARMUP_SECONDS = QUICK ? 1 : 2;
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 /** Carts spread over this many SKUs; one hot SKU serializes on its row lock (docs/checkout-service.md). */
 const SKUS = Number(process.env.BENCH_SKUS ?? 500);
+/** The code before issue 9: "today's" CPU per checkout in the issue. */
+const BASELINE_COMMIT = '931fbef';
 const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef0123456789';
+const CORES = availableParallelism();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Run {
-  label: string;
-  rps: number;
-  okRps: number;
-  p50: number;
-  p99: number;
-  okP99: number;
-  statuses: Record<string, number>;
-  peakRssMb: number;
-}
-
-function rssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** Starts the bundle with production logging (info, to /dev/null) and waits for readiness. */
-async function startService(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, join(ROOT, 'dist', 'service.js')], {
-    env: { ...process.env, ...env, PORT: String(port) },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
-    const ready = await fetch(`${url}/health/ready`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ready) return { url, child };
-    await sleep(100);
-  }
-  child.kill('SIGKILL');
-  throw new Error('service did not become ready within 10 s');
-}
-
-async function stopService(child: ChildProcess): Promise<void> {
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
-}
-
-/** How a scenario loads the service. */
-interface Shape {
-  /** Closed loop: this many clients. Open loop: the most requests in flight at once. */
-  readonly connections: number;
-  /** Requests per second offered in total (open loop); closed loop when absent. */
-  readonly rate?: number;
+/** A load run and what it cost. */
+interface Measured extends LoadResult {
+  readonly label: string;
+  /** CPU seconds of the service's processes (primary and workers) per 201. */
+  readonly serviceCpuMsPerOk: number;
+  /** CPU of PostgreSQL's backends for the bench database, per 201. */
+  readonly pgCpuMsPerOk: number;
   /**
-   * Unmeasured seconds of the same load first: a fresh process has a cold JIT and opens
-   * its pool's connections on demand, which otherwise lands in the first half second's
-   * p99; longer where a steady state takes time (the breaker opening).
-   *
-   * @default 2
+   * Cores busy, on average: the service, PostgreSQL's backends, the load generator (this
+   * process), the fakes' process, and the rest of the machine (other users included).
    */
-  readonly warmupSeconds?: number;
+  readonly cores: { service: number; postgres: number; bench: number; fakes: number; others: number };
+  readonly peakRssMb: number;
+  readonly loadAverage: string;
+}
+
+/** Processes the benchmark started and has not stopped yet: killed if it fails. */
+const children = new Set<ChildProcess>();
+
+/** The fakes' process (payment gateway, recommendations, SQS), started once. */
+let fakes: FakesProcess;
+
+/** A started service: its primary's pid and its URL. */
+interface Service {
+  readonly url: string;
+  readonly child: ChildProcess;
+  readonly database: TestDatabase;
 }
 
 let sequence = 0;
-/** A checkout body and a fresh Idempotency-Key, carts spread over SKUS. */
-function nextCheckout(tag: string): { body: string; key: string } {
+/** A one-line cart over SKUS SKUs with a fresh Idempotency-Key. */
+const nextCheckout: NextCheckout = () => {
   const n = ++sequence;
   return {
     body: JSON.stringify({
@@ -115,189 +108,275 @@ function nextCheckout(tag: string): { body: string; key: string } {
       items: [{ sku: `BENCH-${n % SKUS}`, quantity: 1 }],
       paymentToken: 'tok_visa',
     }),
-    key: `bench-${tag}-${process.pid}-${n}`,
+    key: `bench-${process.pid}-${n}`,
   };
+};
+
+/** Bundles `entry` as `npm run service:build` does (same esbuild options), into `outdir`. */
+async function bundle(entry: string, outdir: string): Promise<string> {
+  await build({
+    entryPoints: { service: entry },
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    outdir,
+    external: ['pg-native'],
+    sourcemap: true,
+    legalComments: 'none',
+    logLevel: 'warning',
+  });
+  return join(outdir, 'service.js');
 }
 
-const percentile = (sorted: number[], p: number) => sorted[Math.floor(sorted.length * p)] ?? NaN;
-
-/** Samples the service's RSS every 250 ms until stopped; returns the peak. */
-function rssSampler(pid: number): () => number {
-  let peak = rssMb(pid);
-  const timer = setInterval(() => (peak = Math.max(peak, rssMb(pid))), 250);
-  return () => {
-    clearInterval(timer);
-    return peak;
-  };
+/** The baseline's source from git (read-only: `git archive`), bundled like today's. */
+async function bundleBaseline(workdir: string): Promise<string> {
+  const source = join(workdir, 'baseline');
+  execFileSync('mkdir', ['-p', source]);
+  execFileSync('sh', ['-c', `git archive ${BASELINE_COMMIT} service package.json | tar -x -C "${source}"`], {
+    cwd: ROOT,
+  });
+  symlinkSync(join(ROOT, 'node_modules'), join(source, 'node_modules'));
+  return bundle(join(source, 'service', 'main.ts'), join(source, 'dist'));
 }
 
-async function load(label: string, url: string, pid: number, shape: Shape): Promise<Run> {
-  const run = (seconds: number) =>
-    shape.rate
-      ? openLoop(label, url, pid, shape.rate, shape.connections, seconds)
-      : closedLoop(label, url, pid, shape.connections, seconds);
-  await run(shape.warmupSeconds ?? 2);
-  return run(SECONDS);
+async function seedInventory(url: string): Promise<void> {
+  const pool = new Pool({ connectionString: url, max: 1 });
+  await pool.query(
+    `INSERT INTO inventory (sku, available, price_cents)
+     SELECT 'BENCH-' || g, 10000000, 100 FROM generate_series(0, $1::int - 1) g
+     ON CONFLICT (sku) DO UPDATE SET available = 10000000`,
+    [SKUS],
+  );
+  await pool.end();
+}
+
+/** A database migrated by today's code and seeded: what the service and pgbench run on. */
+async function preparedDatabase(): Promise<TestDatabase> {
+  const db = await createTestDatabase();
+  const pool = new Pool({ connectionString: db.url, max: 1 });
+  await migrate(pool);
+  await pool.end();
+  await seedInventory(db.url);
+  return db;
+}
+
+/** Starts a bundle with production logging (info, to /dev/null) and waits until every process answers. */
+async function startService(
+  bundlePath: string,
+  env: Record<string, string>,
+  database: TestDatabase,
+  databaseUrl = database.url,
+): Promise<Service> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, bundlePath], {
+    env: { ...process.env, ...env, DATABASE_URL: databaseUrl, PORT: String(port) },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  const url = `http://127.0.0.1:${port}`;
+  // Ready several times in a row: with several workers, each one is dealt connections in turn.
+  let readyInARow = 0;
+  for (let i = 0; i < 200 && readyInARow < 8; i++) {
+    const ready = await isReady(`${url}/health/ready`);
+    readyInARow = ready ? readyInARow + 1 : 0;
+    if (!ready) await sleep(100);
+  }
+  if (readyInARow < 8) {
+    child.kill('SIGKILL');
+    throw new Error(`${bundlePath} did not become ready within 20 s`);
+  }
+  return { url, child, database };
+}
+
+/** One readiness probe on a connection of its own (so that every worker gets probes). */
+function isReady(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = get(url, { agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+  });
+}
+
+async function stopService(service: Service): Promise<void> {
+  if (service.child.exitCode !== null || service.child.signalCode !== null) return;
+  const exited = new Promise((r) => service.child.once('exit', r));
+  service.child.kill('SIGTERM');
+  await exited;
+}
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Runs `load` after `warmupSeconds` of the same load, measuring CPU and RSS over the measured part only. */
+async function measure(
+  label: string,
+  service: Service,
+  load: (seconds: number) => Promise<LoadResult>,
+  warmupSeconds = WARMUP_SECONDS,
+): Promise<Measured> {
+  if (warmupSeconds > 0) await load(warmupSeconds);
+  const pid = service.child.pid!;
+  const pids = treePids(pid);
+  let peakRssMb = 0;
+  const sampleRss = () => (peakRssMb = Math.max(peakRssMb, ...pids.map(rssMb)));
+  const rssTimer = setInterval(sampleRss, 500);
+  const snapshot = () => ({
+    service: treeCpuSeconds(pid),
+    pg: postgresBackendCpu(service.database.name),
+    machine: machineCpu(),
+    self: selfCpuSeconds().self,
+    fakes: treeCpuSeconds(fakes.pid),
+  });
+  const before = snapshot();
+  const result = await load(SECONDS);
+  const after = snapshot();
+  clearInterval(rssTimer);
+  sampleRss();
+  const serviceS = after.service - before.service;
+  const pgS = backendCpuDelta(before.pg, after.pg);
+  const benchS = after.self - before.self;
+  const fakesS = after.fakes - before.fakes;
+  const busyS = after.machine.busy - before.machine.busy;
+  const wall = result.elapsedS;
+  const measured: Measured = {
+    ...result,
+    label,
+    serviceCpuMsPerOk: (serviceS * 1000) / result.ok,
+    pgCpuMsPerOk: (pgS * 1000) / result.ok,
+    cores: {
+      service: serviceS / wall,
+      postgres: pgS / wall,
+      bench: benchS / wall,
+      fakes: fakesS / wall,
+      others: Math.max(0, busyS - serviceS - pgS - benchS - fakesS) / wall,
+    },
+    peakRssMb,
+    loadAverage: loadAverage(),
+  };
+  print(measured);
+  return measured;
+}
+
+const f0 = (n: number) => (Number.isFinite(n) ? n.toFixed(0) : '-');
+const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '-');
+
+function print(run: Measured): void {
+  const c = run.cores;
+  console.log(
+    `${run.label.padEnd(44)} ${f0(run.okRps).padStart(5)} 201/s  p50 ${f0(run.p50).padStart(4)} ms  ` +
+      `p99 ${f0(run.p99).padStart(5)} ms  201-p99 ${f0(run.okP99).padStart(5)} ms  ` +
+      `CPU/201: service ${f2(run.serviceCpuMsPerOk)} ms, pg ${f2(run.pgCpuMsPerOk)} ms  ` +
+      `cores: service ${f2(c.service)} pg ${f2(c.postgres)} loadgen ${f2(c.bench)} fakes ${f2(c.fakes)} others ${f2(c.others)}  ` +
+      `rss ${f0(run.peakRssMb)} MB  load ${run.loadAverage}  ${JSON.stringify(run.statuses)}`,
+  );
 }
 
 /**
- * Open loop: request i is due at start + i / rate, whatever happened to the others, and
- * its latency counts from when it was due (so a late send counts as waiting: no
- * coordinated omission). At most `maxInFlight` requests are outstanding; one that finds
- * no room is counted as `dropped` (the client gave up), never silently skipped.
+ * Round trips per checkout, counted on the wire: the service talks to PostgreSQL through
+ * the counting proxy; one process, a fixed rate, counts from after a warm-up (connections
+ * opened, statements seen once) until the relay has published what the load wrote.
  */
-async function openLoop(
+async function roundTrips(
   label: string,
-  url: string,
-  pid: number,
-  rate: number,
-  maxInFlight: number,
-  seconds: number,
-): Promise<Run> {
-  const agent = new Agent({ keepAlive: true, maxSockets: maxInFlight });
-  const target = new URL('/v1/checkout', url);
-  const statuses: Record<string, number> = {};
-  const all: number[] = [];
-  const ok: number[] = [];
-  const tag = label.replace(/[^A-Za-z0-9]+/g, '-');
-  const send = (due: number) =>
-    new Promise<void>((resolve) => {
-      const { body, key } = nextCheckout(tag);
-      const done = (status: string) => {
-        const ms = performance.now() - due;
-        statuses[status] = (statuses[status] ?? 0) + 1;
-        all.push(ms);
-        if (status === '201') ok.push(ms);
-        resolve();
-      };
-      const req = request(
-        target,
-        {
-          method: 'POST',
-          agent,
-          headers: { 'content-type': 'application/json', 'idempotency-key': key },
-        },
-        (res) => {
-          res.resume();
-          res.on('end', () => done(String(res.statusCode)));
-        },
-      );
-      req.on('error', () => done('error'));
-      req.end(body);
-    });
-
-  const stopRss = rssSampler(pid);
-  const total = Math.round(rate * seconds);
-  const inFlight = new Set<Promise<void>>();
-  const start = performance.now();
-  for (let i = 0; i < total; i++) {
-    const due = start + (i * 1000) / rate;
-    const wait = due - performance.now();
-    if (wait >= 1) await sleep(wait);
-    if (inFlight.size >= maxInFlight) {
-      statuses.dropped = (statuses.dropped ?? 0) + 1;
-      continue;
-    }
-    const pending = send(due).then(() => void inFlight.delete(pending));
-    inFlight.add(pending);
-  }
-  await Promise.all(inFlight);
-  const elapsedS = (performance.now() - start) / 1000;
-  const peakRssMb = stopRss();
-  agent.destroy();
-  all.sort((a, b) => a - b);
-  ok.sort((a, b) => a - b);
-  return {
-    label,
-    rps: all.length / elapsedS,
-    okRps: ok.length / elapsedS,
-    p50: percentile(all, 0.5),
-    p99: percentile(all, 0.99),
-    okP99: percentile(ok, 0.99),
-    statuses,
-    peakRssMb,
-  };
-}
-
-/** Closed loop (autocannon): each client sends its next request when the last is answered. */
-async function closedLoop(
-  label: string,
-  url: string,
-  pid: number,
-  connections: number,
-  seconds: number,
-): Promise<Run> {
-  const stopRss = rssSampler(pid);
-  const okLatencies: number[] = [];
-  const statuses: Record<string, number> = {};
-  const tag = label.replace(/[^A-Za-z0-9]+/g, '-');
-  let finish: (result: autocannon.Result) => void = () => undefined;
-  const done = new Promise<autocannon.Result>((resolve) => (finish = resolve));
-  const instance = autocannon(
-    {
-      url,
-      connections,
-      duration: seconds,
-      requests: [
-        {
-          method: 'POST',
-          path: '/v1/checkout',
-          setupRequest: (req) => {
-            const { body, key } = nextCheckout(tag);
-            return {
-              ...req,
-              method: 'POST',
-              path: '/v1/checkout',
-              body,
-              headers: { 'content-type': 'application/json', 'idempotency-key': key },
-            };
-          },
-        },
-      ],
-    },
-    (_err, result) => finish(result),
+  bundlePath: string,
+  env: Record<string, string>,
+  database: TestDatabase,
+): Promise<{ request: number; background: number; byTag: [string, number][] }> {
+  const target = new URL(database.url);
+  // Background work: the outbox relay and the stuck-order sweep (rows taken with SKIP
+  // LOCKED, in a transaction or one statement), and health checks.
+  const counter = new WireCounter(target.hostname, Number(target.port || 5432), (sql) =>
+    /SKIP LOCKED/i.test(sql) || /^\s*SELECT 1\s*$/i.test(sql) ? 'background' : 'request',
   );
-  instance.on('response', (_client, statusCode, _bytes, responseTime) => {
-    statuses[statusCode] = (statuses[statusCode] ?? 0) + 1;
-    if (statusCode === 201) okLatencies.push(responseTime);
-  });
-  const result = await done;
-  const peakRssMb = stopRss();
-  okLatencies.sort((a, b) => a - b);
-  const ok = statuses['201'] ?? 0;
-  return {
-    label,
-    rps: result.requests.average,
-    okRps: ok / seconds,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    okP99: percentile(okLatencies, 0.99),
-    statuses,
-    peakRssMb,
-  };
-}
-
-function print(run: Run): void {
+  const port = await counter.start();
+  const proxied = new URL(database.url);
+  proxied.port = String(port);
+  const service = await startService(bundlePath, { ...env, SERVICE_PROCESSES: '1' }, database, proxied.href);
+  const rate = 100;
+  await openLoop(service.url, nextCheckout, rate, 100, 1);
+  await sleep(500);
+  counter.reset();
+  const result = await openLoop(service.url, nextCheckout, rate, 100, QUICK ? 2 : 4);
+  await sleep(600); // the relay's next passes publish what the load wrote
+  const counts = counter.counts;
+  await stopService(service);
+  await counter.stop();
+  const request = (counts.byGroup.get('request') ?? 0) / result.ok;
+  const background = (counts.byGroup.get('background') ?? 0) / result.ok;
+  const byTag = [...counts.byTag]
+    .map(([tag, n]) => [tag, n / result.ok] as [string, number])
+    .sort((a, b) => b[1] - a[1]);
   console.log(
-    `${run.label.padEnd(34)} ${run.rps.toFixed(0).padStart(6)} req/s  ${run.okRps.toFixed(0).padStart(6)} 201/s  ` +
-      `p50 ${run.p50.toFixed(0).padStart(5)} ms  p99 ${run.p99.toFixed(0).padStart(5)} ms  201-p99 ${run.okP99.toFixed(0).padStart(5)} ms  ` +
-      `rss ${run.peakRssMb.toFixed(0)} MB  ${JSON.stringify(run.statuses)}`,
+    `${label.padEnd(44)} ${result.ok} x 201 at ${rate}/s: ${f2(request)} round trips per checkout on the request path, ` +
+      `${f2(background)} in the background (outbox relay, sweep)`,
   );
+  console.log(`    per checkout: ${byTag.map(([t, n]) => `${t} ${f2(n)}`).join(' | ')}`);
+  return { request, background, byTag };
+}
+
+function pgbenchAvailable(): boolean {
+  return spawnSync('pgbench', ['--version'], { stdio: 'ignore' }).status === 0;
+}
+
+/** One verdict line: the figure, the target, met or not. */
+function verdict(name: string, figure: string, target: string, met: boolean | undefined): void {
+  const mark = met === undefined ? 'n/a' : met ? 'MET' : 'NOT MET';
+  console.log(`  ${name.padEnd(38)} ${figure.padEnd(74)} ${target.padEnd(26)} ${mark}`);
+}
+
+/** The whole run is bounded: a stuck scenario ends the benchmark, and everything it started. */
+const WATCHDOG_MS = 9 * 60_000;
+
+function killChildren(): void {
+  for (const child of children) child.kill('SIGKILL');
 }
 
 async function main(): Promise<void> {
-  execFileSync('npm', ['run', '--silent', 'service:build'], { cwd: ROOT, stdio: 'inherit' });
-  const db = await createTestDatabase();
-  const payment = new FakePaymentGateway();
-  const recommendations = new FakeRecommendations();
-  const sqs = new FakeSqs();
-  const sqsUrl = await sqs.listen();
+  setTimeout(() => {
+    console.error(`bench: still running after ${WATCHDOG_MS / 60_000} minutes; stopping`);
+    killChildren();
+    process.exit(1);
+  }, WATCHDOG_MS).unref();
+  process.once('SIGINT', () => {
+    killChildren();
+    process.exit(130);
+  });
+  const scriptState = checkPgbenchScript(SKUS, ARGS.has('--write-pgbench-script'));
+  if (scriptState === 'written') console.log(`wrote ${PGBENCH_SCRIPT_PATH}`);
+  if (scriptState === 'stale') {
+    console.error(
+      `${PGBENCH_SCRIPT_PATH} does not match the service's statements any more: ` +
+        'run `npm run bench:checkout -- --write-pgbench-script` and commit it',
+    );
+    process.exit(1);
+  }
+  const workdir = mkdtempSync(join(tmpdir(), 'bench-checkout-'));
+  const [today, baseline] = await Promise.all([
+    bundle(join(ROOT, 'service', 'main.ts'), join(workdir, 'today')),
+    bundleBaseline(workdir),
+  ]);
+  const pg = String(execFileSync('psql', ['--version'])).trim();
+  console.log(
+    `# ${new Date().toISOString()}, ${cpus()[0]?.model ?? 'unknown CPU'} x ${CORES}, node ${process.version}, ${pg}; ` +
+      `${SECONDS} s per scenario after ${WARMUP_SECONDS} s warm-up${QUICK ? ' (--quick)' : ''}; load average ${loadAverage()}`,
+  );
+
+  fakes = await FakesProcess.start();
+  children.add(fakes.child);
+  const sqsUrl = fakes.urls.sqs;
   const env = {
-    PORT: '0',
     HOST: '127.0.0.1',
-    DATABASE_URL: db.url,
-    PAYMENT_URL: await payment.listen(),
-    RECOMMENDATIONS_URL: await recommendations.listen(),
+    PAYMENT_URL: fakes.urls.payment,
+    RECOMMENDATIONS_URL: fakes.urls.recommendations,
     ORDER_EVENTS_QUEUE_URL: `${sqsUrl}/000000000000/order-events`,
     PAYMENT_RETRY_QUEUE_URL: `${sqsUrl}/000000000000/payment-retry`,
     AWS_ENDPOINT_URL: sqsUrl,
@@ -307,71 +386,183 @@ async function main(): Promise<void> {
     LOG_LEVEL: 'info',
     NODE_NO_WARNINGS: '1',
   };
-  const runs: Run[] = [];
-  const scenario = async (label: string, extra: Record<string, string>, shape: Shape, setup: () => void) => {
-    setup();
-    const { url, child } = await startService({ ...env, ...extra });
-    for (let i = 0; i < SKUS; i++) {
-      await fetch(`${url}/admin/inventory/BENCH-${i}`, {
-        method: 'PUT',
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ available: 10_000_000, priceCents: 100 }),
-      });
-    }
-    const run = await load(label, url, child.pid!, shape);
-    print(run);
-    runs.push(run);
-    await stopService(child);
-    sqs.messages.length = 0;
-    payment.charges.clear();
-    return run;
+  const databases = {
+    today: await preparedDatabase(),
+    baseline: await createTestDatabase(),
+    pgbench: await preparedDatabase(),
   };
+  try {
+    // The baseline migrates its own database (its schema is older); seed it once it has.
+    await stopService(await startService(baseline, env, databases.baseline));
+    await seedInventory(databases.baseline.url);
 
-  console.log(`# ${SECONDS}s per scenario, 2-core loopback, PostgreSQL on the same machine`);
-  const peak = await scenario(
-    `healthy, ${CONNECTIONS} clients (closed loop)`,
-    {},
-    { connections: CONNECTIONS },
-    () => payment.set({ mode: 'ok' }),
-  );
-  const half = Math.max(10, Math.round(peak.okRps / 2));
-  const fixed = { connections: 200, rate: half };
-  await scenario(`healthy @ ${half}/s`, {}, fixed, () => payment.set({ mode: 'ok' }));
-  // The breaker-on run warms up for 8 s (> 3 attempts x 2 s + backoff) so its figures
-  // are the open-breaker steady state; without a breaker every caller waits it out.
-  const breakerOn = await scenario(
-    `gateway hanging, breaker on @ ${half}/s`,
-    {},
-    { ...fixed, warmupSeconds: 8 },
-    () => payment.set({ mode: 'hang' }),
-  );
-  const breakerOff = await scenario(
-    `gateway hanging, breaker off @ ${half}/s`,
-    { PAYMENT_BREAKER_THRESHOLD: '1000000' },
-    fixed,
-    () => payment.set({ mode: 'hang' }),
-  );
-  const triple = Math.round(peak.okRps * 3);
-  const overload = await scenario(
-    `overload @ ${triple}/s (3x peak)`,
-    {},
-    { connections: 300, rate: triple },
-    () => payment.set({ mode: 'ok' }),
-  );
+    console.log('\n## Round trips per checkout, counted on the PostgreSQL wire');
+    const trips = await roundTrips('today', today, env, databases.today);
+    const baselineTrips = await roundTrips(`baseline ${BASELINE_COMMIT}`, baseline, env, databases.baseline);
 
-  console.log(
-    `open breaker: p99 ${breakerOn.p99.toFixed(0)} ms (target < 50 ms) vs ${breakerOff.p99.toFixed(0)} ms without a breaker`,
-  );
-  console.log(
-    `goodput at 3x: ${((overload.okRps / peak.okRps) * 100).toFixed(0)}% of healthy peak (target >= 80%), ` +
-      `accepted p99 ${overload.okP99.toFixed(0)} ms`,
-  );
-  console.log(`peak RSS: ${Math.max(...runs.map((r) => r.peakRssMb)).toFixed(0)} MB (target < 200 MB)`);
-  await Promise.all([payment.close(), recommendations.close(), sqs.close()]);
-  await db.drop();
+    console.log(`\n## Peak: ${CONNECTIONS} clients, closed loop`);
+    const closed = (service: Service) => (seconds: number) =>
+      closedLoop(service.url, nextCheckout, CONNECTIONS, seconds);
+    let service = await startService(baseline, env, databases.baseline);
+    const baselinePeak = await measure(`baseline ${BASELINE_COMMIT}, 1 process`, service, closed(service));
+    await stopService(service);
+
+    /** Peak, half the peak (unloaded) and 3x the peak (overload) for one process count. */
+    const perProcessCount = async (processes: number) => {
+      const name = processes === 1 ? 'SERVICE_PROCESSES=1' : `${processes} processes (default)`;
+      const svc = await startService(
+        today,
+        { ...env, SERVICE_PROCESSES: String(processes) },
+        databases.today,
+      );
+      const peak = await measure(`today, ${name}, peak`, svc, closed(svc));
+      const half = Math.max(10, Math.round(peak.okRps / 2));
+      const unloaded = await measure(`today, ${name}, @ ${half}/s (half)`, svc, (s) =>
+        openLoop(svc.url, nextCheckout, half, 200, s),
+      );
+      const triple = Math.round(peak.okRps * 3);
+      const overload = await measure(`today, ${name}, @ ${triple}/s (3x)`, svc, (s) =>
+        openLoop(svc.url, nextCheckout, triple, Math.max(300, Math.round(triple / 2)), s),
+      );
+      await stopService(svc);
+      return { processes, peak, unloaded, overload };
+    };
+    const one = await perProcessCount(1);
+    const all = CORES > 1 ? await perProcessCount(CORES) : one;
+
+    console.log(`\n## pgbench: the checkout's two statements, ${CONNECTIONS} clients`);
+    let bench: PgbenchResult | undefined;
+    if (pgbenchAvailable()) {
+      bench = await runPgbench({
+        url: databases.pgbench.url,
+        clients: CONNECTIONS,
+        seconds: SECONDS,
+        protocol: 'extended',
+      });
+      console.log(
+        `pgbench, unnamed statements (--protocol=extended, as the service sends them): ${f0(bench.tps)} checkouts/s, ` +
+          `latency ${f2(bench.latencyMs)} ms, ${bench.failed} failed; load ${loadAverage()}`,
+      );
+    } else {
+      console.log(
+        'pgbench: SKIPPED, not installed. Install it with `sudo apt-get install postgresql-contrib` ' +
+          '(Debian/Ubuntu: pulls the server package that carries pgbench) and run again; the bench installs nothing.',
+      );
+    }
+
+    let named: { peak: Measured; pgbench?: PgbenchResult } | undefined;
+    if (!QUICK) {
+      console.log('\n## Named prepared statements (DB_NAMED_STATEMENTS=true): direct connections only');
+      service = await startService(today, { ...env, DB_NAMED_STATEMENTS: 'true' }, databases.today);
+      const peak = await measure(`today, ${CORES} processes, named, peak`, service, closed(service));
+      await stopService(service);
+      let prepared: PgbenchResult | undefined;
+      if (bench) {
+        prepared = await runPgbench({
+          url: databases.pgbench.url,
+          clients: CONNECTIONS,
+          seconds: SECONDS,
+          protocol: 'prepared',
+        });
+        console.log(
+          `pgbench, named statements (--protocol=prepared): ${f0(prepared.tps)} checkouts/s, ` +
+            `latency ${f2(prepared.latencyMs)} ms, ${prepared.failed} failed; load ${loadAverage()}`,
+        );
+      }
+      named = { peak, pgbench: prepared };
+
+      console.log('\n## Gateway hanging, at half the peak rate');
+      const half = Math.max(10, Math.round(all.peak.okRps / 2));
+      // Warm-up 8 s (> 3 attempts x 2 s + backoff) so the figures are the open-breaker
+      // steady state; without a breaker every caller waits it out.
+      await fakes.setPayment({ mode: 'hang' });
+      service = await startService(today, env, databases.today);
+      await measure(
+        `gateway hanging, breaker on @ ${half}/s`,
+        service,
+        (s) => openLoop(service.url, nextCheckout, half, 200, s),
+        8,
+      );
+      await stopService(service);
+      service = await startService(today, { ...env, PAYMENT_BREAKER_THRESHOLD: '1000000' }, databases.today);
+      await measure(`gateway hanging, breaker off @ ${half}/s`, service, (s) =>
+        openLoop(service.url, nextCheckout, half, 200, s),
+      );
+      await stopService(service);
+      await fakes.setPayment({ mode: 'ok' });
+    }
+
+    console.log(
+      `\n## Targets (issue 9, Performance): ratios from this run; load average now ${loadAverage()}`,
+    );
+    verdict(
+      'database round trips per checkout',
+      `${f2(trips.request)} on the request path (+${f2(trips.background)} relay/sweep); baseline ${f2(baselineTrips.request)} (+${f2(baselineTrips.background)})`,
+      '<= 3',
+      trips.request <= 3,
+    );
+    const cpuRatio = one.peak.serviceCpuMsPerOk / baselinePeak.serviceCpuMsPerOk;
+    verdict(
+      'service CPU per confirmed checkout',
+      `${f2(one.peak.serviceCpuMsPerOk)} ms (1 process) vs ${f2(baselinePeak.serviceCpuMsPerOk)} ms baseline = ${f2(cpuRatio)}x; all cores ${f2(all.peak.serviceCpuMsPerOk)} ms`,
+      '<= 0.33x baseline',
+      cpuRatio <= 1 / 3,
+    );
+    verdict(
+      'peak throughput vs pgbench',
+      bench
+        ? `${f0(all.peak.okRps)}/s (${all.processes} processes) vs pgbench ${f0(bench.tps)}/s = ${f0((all.peak.okRps / bench.tps) * 100)}%`
+        : 'pgbench not installed',
+      '>= 60%',
+      bench ? all.peak.okRps / bench.tps >= 0.6 : undefined,
+    );
+    for (const run of all === one ? [one] : [one, all]) {
+      const goodput = run.overload.okRps / run.peak.okRps;
+      const p99Ratio = run.overload.okP99 / run.unloaded.okP99;
+      verdict(
+        `3x overload, ${run.processes} process${run.processes > 1 ? 'es' : ''}: goodput`,
+        `${f0(run.overload.okRps)}/s vs peak ${f0(run.peak.okRps)}/s = ${f0(goodput * 100)}%`,
+        '>= 95% of peak',
+        goodput >= 0.95,
+      );
+      verdict(
+        `3x overload, ${run.processes} process${run.processes > 1 ? 'es' : ''}: accepted p99`,
+        `${f0(run.overload.okP99)} ms vs unloaded (half peak) ${f0(run.unloaded.okP99)} ms = ${f2(p99Ratio)}x`,
+        '<= 2x unloaded',
+        p99Ratio <= 2,
+      );
+    }
+    verdict(
+      'one process per vCPU',
+      `SERVICE_PROCESSES=1: ${f0(one.peak.okRps)}/s, ${f2(one.peak.serviceCpuMsPerOk)} ms CPU/201 | ` +
+        `${all.processes} (default): ${f0(all.peak.okRps)}/s, ${f2(all.peak.serviceCpuMsPerOk)} ms CPU/201`,
+      `default = ${CORES} vCPUs`,
+      all.processes === CORES,
+    );
+    if (named) {
+      console.log(
+        `  named statements (direct connections only): peak ${f0(named.peak.okRps)}/s vs ${f0(all.peak.okRps)}/s unnamed, ` +
+          `service CPU ${f2(named.peak.serviceCpuMsPerOk)} vs ${f2(all.peak.serviceCpuMsPerOk)} ms/201, ` +
+          `PostgreSQL CPU ${f2(named.peak.pgCpuMsPerOk)} vs ${f2(all.peak.pgCpuMsPerOk)} ms/201` +
+          (named.pgbench && bench ? `; pgbench ${f0(named.pgbench.tps)}/s vs ${f0(bench.tps)}/s` : ''),
+      );
+    }
+    const rss = Math.max(
+      baselinePeak.peakRssMb,
+      one.peak.peakRssMb,
+      all.peak.peakRssMb,
+      all.overload.peakRssMb,
+    );
+    console.log(`  peak RSS of one process: ${f0(rss)} MB (target < 200 MB)`);
+  } finally {
+    await fakes.stop();
+    await Promise.all(Object.values(databases).map((db) => db.drop()));
+    rmSync(workdir, { recursive: true, force: true });
+  }
 }
 
 main().catch((err) => {
   console.error(err);
+  killChildren();
   process.exit(1);
 });

@@ -1,14 +1,22 @@
 import { Stage, Validations } from 'aws-cdk-lib';
-import { AwsSolutionsChecks, NIST80053R5Checks, PCIDSS321Checks } from 'cdk-nag';
+import { AwsSolutionsChecks, NIST80053R5Checks, PCIDSS321Checks, ServerlessChecks } from 'cdk-nag';
 import { IConstruct } from 'constructs';
 import { WIRING_PACK, WiringChecks } from './nag/wiring-checks';
 
 /** The cdk-nag packs every app and every test synth registers. */
-export const COMPLIANCE_PACKS = ['AwsSolutions', 'NIST.800.53.R5', 'PCI.DSS.321', WIRING_PACK] as const;
+export const COMPLIANCE_PACKS = [
+  'AwsSolutions',
+  'NIST.800.53.R5',
+  'PCI.DSS.321',
+  'Serverless',
+  WIRING_PACK,
+] as const;
 
 /**
- * Registers the AwsSolutions, NIST 800-53 rev 5 and PCI DSS 3.2.1 packs and the
- * project's own wiring pack (lib/nag: every interaction the system needs is allowed by
+ * Registers the AwsSolutions, NIST 800-53 rev 5, PCI DSS 3.2.1 and Serverless packs
+ * (the last checks Lambda functions, event source mappings, queues and EventBridge
+ * targets for failure handling, tracing and log retention) and the project's own
+ * wiring pack (lib/nag: every interaction the system needs is allowed by
  * the policies, key policies and security groups of the template) on a stage (usually
  * the App). Any unacknowledged finding then fails synthesis.
  */
@@ -17,6 +25,7 @@ export function addCompliancePacks(stage: Stage): void {
     new AwsSolutionsChecks(stage),
     new NIST80053R5Checks(stage),
     new PCIDSS321Checks(stage),
+    new ServerlessChecks(stage),
     new WiringChecks(stage),
   );
 }

@@ -16,6 +16,8 @@ const REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/;
 const AZ = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d[a-z]$/;
 const INSTANCE_TYPE = /^[a-z][a-z0-9-]*\d[a-z0-9-]*\.[a-z0-9]+$/;
 const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
+/** Graviton families: a `g` after the generation digit (`m7g`, `c7gn`, `t4g`, `r8g`). */
+const GRAVITON_FAMILY = /^[a-z]+\d+g[a-z]*\./;
 
 const cidrPrefix = (cidr: string): number => Number(cidr.split('/')[1]);
 
@@ -72,9 +74,71 @@ const databaseSchema = z.strictObject({
 });
 
 const computeSchema = z.strictObject({
-  instanceType: z.string().regex(INSTANCE_TYPE, 'must be an EC2 instance type such as "m7g.large"'),
+  instanceType: z
+    .string()
+    .regex(INSTANCE_TYPE, 'must be an EC2 instance type such as "m7g.large"')
+    .refine((t) => GRAVITON_FAMILY.test(t), {
+      message:
+        'must be a Graviton (arm64) type such as "m7g.large" or "t4g.small": the fleet runs Amazon Linux 2023 for arm64',
+    }),
   minCapacity: z.number().int('must be a whole number').min(1, 'must be at least 1'),
   maxCapacity: z.number().int('must be a whole number').min(1, 'must be at least 1'),
+  standbyMinCapacity: z
+    .number()
+    .int('must be a whole number')
+    .min(1, 'must be at least 1 (a warm standby keeps an instance running)')
+    .optional(),
+});
+
+/** AWS Secrets Manager secret names: 1-512 of letters, digits and /_+=.@- (no ARN). */
+const SECRET_NAME = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
+
+const httpsUrl = (what: string) =>
+  z.url({ protocol: /^https$/, error: `must be the https:// URL of the ${what}` });
+
+const serviceSchema = z
+  .strictObject({
+    sandbox: z.boolean('must be true (run the bundled fakes, never for production) or false'),
+    paymentGateway: z
+      .strictObject({
+        url: httpsUrl('payment gateway, such as "https://api.payments.example.com"'),
+        apiKeySecretName: z
+          .string()
+          .regex(
+            SECRET_NAME,
+            'must be the name (not the ARN) of a Secrets Manager secret holding the API key, such as "resilient-shop/payment-gateway"',
+          ),
+      })
+      .optional(),
+    recommendationsUrl: httpsUrl('recommendation engine').optional(),
+    logLevel: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'], 'must be a pino level such as "info"')
+      .default('info'),
+  })
+  .superRefine((service, ctx) => {
+    if (service.sandbox) return;
+    if (!service.paymentGateway) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['paymentGateway'],
+        message: 'is required unless sandbox is true: { url, apiKeySecretName } of the real payment gateway',
+      });
+    }
+    if (!service.recommendationsUrl) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['recommendationsUrl'],
+        message: 'is required unless sandbox is true: the https:// URL of the recommendation engine',
+      });
+    }
+  });
+
+const wafSchema = z.strictObject({
+  ipRateLimit: z
+    .number()
+    .int('must be a whole number')
+    .min(10, 'must be at least 10 (the smallest limit AWS WAF accepts)')
+    .max(2_000_000_000, 'must be at most 2000000000 (the largest limit AWS WAF accepts)'),
 });
 
 /** The JSON schema of a deployment config file, with cross-field rules. */
@@ -120,6 +184,8 @@ export const configSchema = z
     }),
     compute: computeSchema,
     database: databaseSchema,
+    service: serviceSchema,
+    waf: wafSchema.default({ ipRateLimit: 2_000 }),
   })
   .superRefine((cfg, ctx) => {
     if (cfg.profile === 'production' && !cfg.standby) {
@@ -155,6 +221,25 @@ export const configSchema = z
         code: 'custom',
         path: ['compute', 'maxCapacity'],
         message: `must be at least compute.minCapacity (${cfg.compute.minCapacity})`,
+      });
+    }
+    if (
+      cfg.compute.standbyMinCapacity !== undefined &&
+      cfg.compute.maxCapacity >= cfg.compute.minCapacity && // else reported above; this would echo it
+      cfg.compute.standbyMinCapacity > cfg.compute.maxCapacity
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['compute', 'standbyMinCapacity'],
+        message: `must be at most compute.maxCapacity (${cfg.compute.maxCapacity})`,
+      });
+    }
+    if (cfg.profile === 'production' && cfg.service.sandbox) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['service', 'sandbox'],
+        message:
+          'must be false in production: the sandbox runs a fake payment gateway that approves every charge',
       });
     }
     if (cfg.profile === 'production' && cfg.database.readers === 0) {

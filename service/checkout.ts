@@ -38,7 +38,8 @@ export interface CheckoutDeps {
   readonly retryAfterSeconds: number;
 }
 
-type Recommendations = Promise<RecommendationsResult>;
+/** The customer's recommendations, fetched on first call and shared by later ones. */
+type Recommendations = () => Promise<RecommendationsResult>;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -50,7 +51,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  *    every line reserved with inventory rows locked in SKU order, the order inserted as
  *    PAYMENT_IN_PROGRESS; or the 409 stored; or nothing, when the key exists.
  * 2. **Payment** through the resilient gateway client, the order id as the gateway's
- *    idempotency key, recommendations fetched meanwhile.
+ *    idempotency key, recommendations fetched meanwhile (not before the claim: a checkout
+ *    that is shed, out of stock or a replay does not need them).
  * 3. **Record** (service/orders/outcome.ts): CONFIRMED, PAYMENT_DECLINED (reservation
  *    released) or PENDING_PAYMENT (deferred to payment-retry), with its outbox message
  *    and the reply under the key, only while this request still holds the key's lease
@@ -89,7 +91,8 @@ export class CheckoutService {
     metrics.increment('CheckoutRequests');
     const cart = mergeLines(request.items);
     if ('invalid' in cart) return invalidRequest(cart.invalid);
-    const recommendations = this.deps.recommender.recommend(request.customerId);
+    let fetched: Promise<RecommendationsResult> | undefined;
+    const recommendations = () => (fetched ??= this.deps.recommender.recommend(request.customerId));
     const draft: DraftOrder = {
       id: randomUUID(),
       key,
@@ -167,13 +170,14 @@ export class CheckoutService {
     const reply =
       status === 'PAYMENT_DECLINED'
         ? declined(order.id, 'declined')
-        : accepted(order.id, status as AcceptedStatus, await recommendations);
+        : accepted(order.id, status as AcceptedStatus, await recommendations());
     await this.store.complete(order.key, order.leaseToken, reply);
     return reply;
   }
 
   /** Payment, then the fenced record of its outcome. */
   private async pay(order: Order, recommendations: Recommendations): Promise<CheckoutReply> {
+    const recommended = recommendations(); // in parallel with the payment
     const { metrics } = this.deps;
     let outcome: ChargeOutcome;
     try {
@@ -192,7 +196,7 @@ export class CheckoutService {
       await this.releaseLease(order);
       return gatewayRejected(this.deps.retryAfterSeconds);
     }
-    const recs = await recommendations;
+    const recs = await recommended;
     if (recs.degraded) metrics.increment('RecommendationsDegraded');
     const reply = this.replyFor(order, outcome, recs);
     let result: Recorded;

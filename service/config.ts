@@ -51,6 +51,19 @@ const envSchema = z.object({
   MAX_IN_FLIGHT: count(1, 100_000).default(200),
   /** Requests queued for a database connection above which new ones get 503 (default: 4 x DB_POOL_SIZE). */
   MAX_DB_WAITING: count(0, 100_000).optional(),
+  /**
+   * Median statement time (over 100 ms) above which fewer statements run at once: the
+   * database gate's concurrency limit (2 to DB_POOL_SIZE) drops until statements are this
+   * fast again (service/db/gate.ts). Several times an unloaded statement (2-5 ms).
+   */
+  MAX_DB_LATENCY_MS: ms(1, 60_000).default(20),
+  /**
+   * How long a new checkout may wait for its turn at the database gate; one that would
+   * wait longer gets 503 + Retry-After at once, nothing written (service/db/gate.ts).
+   * Shorter sheds sooner under overload but also sheds bursts a closed loop of clients
+   * makes at peak (bench/checkout.ts, "Benchmark" in docs/checkout-service.md).
+   */
+  MAX_DB_QUEUE_MS: ms(1, 60_000).default(100),
   /** Event-loop delay (p99 over the last half second) above which new requests get 503. */
   MAX_EVENT_LOOP_DELAY_MS: ms(10, 10_000).default(200),
   /** Seconds sent in Retry-After when shedding. */
@@ -145,6 +158,13 @@ function parseDatabase(input: Input): { config?: DatabaseConfig; problems: strin
   const result = databaseSchema.safeParse(input);
   if (!result.success) problems.push(...schemaProblems(result.error, input, problems));
   if (!result.success || Array.isArray(database)) return { problems };
+  if (database.mode === 'iam' && result.data.DB_NAMED_STATEMENTS) {
+    return {
+      problems: [
+        'DB_NAMED_STATEMENTS: must be false with DB_IAM_AUTH=true: the service reaches RDS Proxy that way, and the proxy pins every session that prepares a named statement; set it only for a direct connection (DATABASE_URL)',
+      ],
+    };
+  }
   return { config: resolve(result.data, database), problems };
 }
 

@@ -25,6 +25,7 @@ import {
   paymentErrorForStatus,
   shouldRetryPayment,
 } from './errors';
+import { OutboundHttpClient, OutboundRequestError, OutboundResponse } from './http/outbound';
 
 /** What the checkout needs to charge. */
 export interface ChargeRequest {
@@ -62,8 +63,8 @@ export interface PaymentGateway {
  * (`PAYMENT_FAILURE_HANDLING`): transient errors are both, declines neither, and
  * rejections (the gateway refusing our request: a misconfiguration) are not retried but
  * do open the breaker, so that a bad API key defers orders instead of hammering.
- * The timeout is cooperative and its AbortSignal is handed to fetch, so a hung gateway
- * really is abandoned. The order id is the gateway's Idempotency-Key on every attempt,
+ * The timeout is cooperative and its AbortSignal is handed to the HTTP request (and the
+ * reading of its response), so a hung gateway really is abandoned. The order id is the gateway's Idempotency-Key on every attempt,
  * so a retry after a lost response never charges twice.
  *
  * The half-open gate: while cockatiel's breaker runs its half-open trial, it makes every
@@ -78,9 +79,11 @@ export class HttpPaymentGateway implements PaymentGateway {
   private readonly policy: IPolicy;
   /** Breaker and per-attempt timeout, around one attempt. */
   private readonly attemptPolicy: IPolicy;
+  /** Kept-alive connections to the gateway, at most one per bulkhead slot. */
+  private readonly http: OutboundHttpClient;
 
   constructor(
-    private readonly baseUrl: string,
+    baseUrl: string,
     config: Pick<
       ServiceConfig,
       | 'PAYMENT_ATTEMPT_TIMEOUT_MS'
@@ -93,6 +96,7 @@ export class HttpPaymentGateway implements PaymentGateway {
       | 'PAYMENT_MAX_QUEUED'
     >,
   ) {
+    this.http = new OutboundHttpClient(baseUrl, config.PAYMENT_MAX_CONCURRENT);
     // Which errors are retried and which open the breaker: decided in errors.ts only.
     this.breaker = circuitBreaker(handleWhen(opensPaymentBreaker), {
       halfOpenAfter: config.PAYMENT_BREAKER_HALF_OPEN_AFTER_MS,
@@ -166,28 +170,37 @@ export class HttpPaymentGateway implements PaymentGateway {
     }
   }
 
+  /** Closes the kept-alive connections to the gateway. */
+  close(): void {
+    this.http.close();
+  }
+
   private async attempt(request: ChargeRequest, signal: AbortSignal): Promise<string> {
-    let response: Response;
+    let response: OutboundResponse;
     try {
-      response = await fetch(`${this.baseUrl}/charges`, {
+      response = await this.http.request({
         method: 'POST',
+        path: '/charges',
         headers: { 'content-type': 'application/json', 'idempotency-key': request.orderId },
         body: JSON.stringify(request),
         signal,
       });
     } catch (err) {
-      if (signal.aborted)
+      if (signal.aborted || (err as OutboundRequestError).aborted)
         throw new PaymentTimeoutError('payment attempt timed out', undefined, { cause: err });
-      throw new TransientPaymentError(`payment gateway unreachable: ${(err as Error).message}`, undefined, {
-        cause: err,
-      });
+      const status = (err as OutboundRequestError).status;
+      if (status === undefined) {
+        throw new TransientPaymentError(`payment gateway unreachable: ${(err as Error).message}`, undefined, {
+          cause: err,
+        });
+      }
+      // The status arrived, the body did not: an error status still says what happened.
+      response = { status, ok: status >= 200 && status < 300, body: '' };
     }
     let body: { chargeId?: unknown; reason?: unknown; message?: unknown; error?: unknown } = {};
     try {
-      body = (await response.json()) as typeof body;
+      body = (JSON.parse(response.body) as typeof body | null) ?? {};
     } catch (err) {
-      if (signal.aborted)
-        throw new PaymentTimeoutError('payment attempt timed out', undefined, { cause: err });
       if (response.ok) {
         throw new TransientPaymentError('payment gateway sent an unreadable success body', response.status, {
           cause: err,

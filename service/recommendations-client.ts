@@ -1,3 +1,5 @@
+import { OutboundHttpClient } from './http/outbound';
+
 /** Recommendations for the confirmation page; never fails the checkout. */
 export interface RecommendationsResult {
   readonly items: unknown[];
@@ -8,34 +10,42 @@ export interface Recommender {
   recommend(customerId: string): Promise<RecommendationsResult>;
 }
 
+const degraded = (): RecommendationsResult => ({ items: [], degraded: true });
+
 /**
- * Fetches recommendations under a short timeout. Any failure (timeout, error status,
- * bad body, connection reset) degrades to an empty list: recommendations are optional.
+ * Fetches recommendations under a short timeout (the response body included). Any
+ * failure (timeout, error status, bad body, connection reset) degrades to an empty
+ * list: recommendations are optional.
  */
 export class HttpRecommender implements Recommender {
+  private readonly http: OutboundHttpClient;
+
   constructor(
-    private readonly baseUrl: string,
+    baseUrl: string,
     private readonly timeoutMs: number,
-  ) {}
+  ) {
+    this.http = new OutboundHttpClient(baseUrl);
+  }
 
   async recommend(customerId: string): Promise<RecommendationsResult> {
     try {
-      const response = await fetch(
-        `${this.baseUrl}/recommendations?customerId=${encodeURIComponent(customerId)}`,
-        {
-          signal: AbortSignal.timeout(this.timeoutMs),
-        },
-      );
-      if (!response.ok) {
-        await response.body?.cancel();
-        return { items: [], degraded: true };
-      }
-      const body = (await response.json()) as { recommendations?: unknown };
-      return Array.isArray(body.recommendations)
+      const response = await this.http.request({
+        method: 'GET',
+        path: `/recommendations?customerId=${encodeURIComponent(customerId)}`,
+        timeoutMs: this.timeoutMs,
+      });
+      if (!response.ok) return degraded();
+      const body = JSON.parse(response.body) as { recommendations?: unknown } | null;
+      return Array.isArray(body?.recommendations)
         ? { items: body.recommendations.slice(0, 20), degraded: false }
-        : { items: [], degraded: true };
+        : degraded();
     } catch {
-      return { items: [], degraded: true };
+      return degraded();
     }
+  }
+
+  /** Closes the kept-alive connections to the recommendation engine. */
+  close(): void {
+    this.http.close();
   }
 }

@@ -5,6 +5,7 @@ import { buildHttpApp, ServiceState } from './app';
 import { CheckoutService } from './checkout';
 import { deferStuckOrders } from './orders/stuck-order-sweep';
 import { ServiceConfig } from './config';
+import { DatabaseGate, gateStatements } from './db/gate';
 import { createPool } from './db/pool';
 import { ConnectionTracker } from './http/connections';
 import { InFlightWork } from './http/in-flight';
@@ -67,6 +68,12 @@ export async function startService(
   const state: ServiceState = { started: false, draining: false };
   const metrics = new Metrics();
   const pool = createPool(config);
+  const databaseGate = new DatabaseGate({
+    maxConcurrent: config.DB_POOL_SIZE,
+    latencyBudgetMs: config.MAX_DB_LATENCY_MS,
+    queueBudgetMs: config.MAX_DB_QUEUE_MS,
+  });
+  gateStatements(pool, databaseGate);
   const payments = new HttpPaymentGateway(config.PAYMENT_URL, config);
   // Every worker process runs its own relay (and stuck-order sweep): rows are taken with
   // FOR UPDATE SKIP LOCKED, so processes and instances never send the same row at once.
@@ -112,6 +119,7 @@ export async function startService(
     adminToken: config.ADMIN_TOKEN,
     work,
     maxDbWaiting: config.MAX_DB_WAITING ?? config.DB_POOL_SIZE * 4,
+    databaseGate,
     maxEventLoopDelayMs: config.MAX_EVENT_LOOP_DELAY_MS,
     retryAfterSeconds: config.RETRY_AFTER_SECONDS,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,

@@ -133,6 +133,43 @@ describe('config', () => {
       /^compute\.maxCapacity: must be at least compute\.minCapacity \(3\)$/,
     ],
     [
+      'an x86 instance type for the Graviton fleet',
+      (r) => ((r.compute as Raw).instanceType = 'm7i.large'),
+      /^compute\.instanceType: must be a Graviton \(arm64\) type/,
+    ],
+    [
+      'a standby minimum above the maximum',
+      (r) => ((r.compute as Raw).standbyMinCapacity = 13),
+      /^compute\.standbyMinCapacity: must be at most compute\.maxCapacity \(12\)$/,
+    ],
+    [
+      'the sandbox in production',
+      (r) => ((r.service as Raw).sandbox = true),
+      /^service\.sandbox: must be false in production: the sandbox runs a fake payment gateway/,
+    ],
+    [
+      'no payment gateway without the sandbox',
+      (r) => delete (r.service as Raw).paymentGateway,
+      /^service\.paymentGateway: is required unless sandbox is true/,
+    ],
+    [
+      'a plain-http payment gateway',
+      (r) => (((r.service as Raw).paymentGateway as Raw).url = 'http://api.payments.example.com'),
+      /^service\.paymentGateway\.url: must be the https:\/\/ URL of the payment gateway/,
+    ],
+    [
+      'a secret ARN where its name belongs',
+      (r) =>
+        (((r.service as Raw).paymentGateway as Raw).apiKeySecretName =
+          'arn:aws:secretsmanager:us-east-1:111111111111:secret:gateway-AbCdEf'),
+      /^service\.paymentGateway\.apiKeySecretName: must be the name \(not the ARN\)/,
+    ],
+    [
+      'a WAF rate limit AWS WAF refuses',
+      (r) => ((r.waf as Raw).ipRateLimit = 5),
+      /^waf\.ipRateLimit: must be at least 10/,
+    ],
+    [
       'a db.-prefixed instance type',
       (r) => ((r.database as Raw).instanceType = 'db.r7g.large'),
       /^database\.instanceType: must be an instance type without the "db\." prefix/,
@@ -173,6 +210,15 @@ describe('config', () => {
       expect.stringMatching(/^account: /),
       expect.stringMatching(/^ports\.database: /),
     ]);
+  });
+
+  test('the lean profile runs the sandbox and needs no gateway; WAF has a default rate limit', () => {
+    const raw = rawConfig('lean');
+    expect(raw.service).toEqual({ sandbox: true });
+    delete raw.waf;
+    const config = parseConfig(raw);
+    expect(config.service).toMatchObject({ sandbox: true, logLevel: 'info' });
+    expect(config.waf).toEqual({ ipRateLimit: 2000 });
   });
 
   test('the lean profile may omit the standby region', () => {

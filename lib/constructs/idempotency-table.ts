@@ -17,6 +17,14 @@ export interface IdempotencyTableProps {
    * @default true
    */
   readonly protectData?: boolean;
+
+  /**
+   * The table's name. Give one when another region must find the table without a
+   * cross-region reference: the standby's workers use the replica by this name.
+   *
+   * @default - a name CloudFormation generates
+   */
+  readonly tableName?: string;
 }
 
 /**
@@ -36,6 +44,7 @@ export class IdempotencyTable extends Construct {
     super(scope, id);
     const protect = props.protectData ?? true;
     this.table = new dynamodb.TableV2(this, 'Table', {
+      tableName: props.tableName,
       partitionKey: { name: 'id', type: dynamodb.AttributeType.STRING },
       timeToLiveAttribute: 'expiration',
       billing: dynamodb.Billing.onDemand(),

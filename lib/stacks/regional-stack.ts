@@ -1,12 +1,22 @@
-import { ArnFormat, Stack, StackProps } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
 import { IBackupVault } from 'aws-cdk-lib/aws-backup';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as route53 from 'aws-cdk-lib/aws-route53';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { AppConfig, RegionConfig, activeAzs } from '../config';
 import { AlarmTopic } from '../constructs/alarm-topic';
 import { BackupPlan, createVault } from '../constructs/backup';
+import { CertificateProbe } from '../constructs/certificate-probe';
 import { Database, RDS_PROXY_PORT } from '../constructs/database';
+import { Fleet, FleetQueues } from '../constructs/fleet';
+import { FleetAlarms } from '../constructs/fleet-alarms';
 import { IdempotencyTable } from '../constructs/idempotency-table';
+import { LoadBalancer } from '../constructs/load-balancer';
 import { Network } from '../constructs/network';
+import { ORDER_EVENTS_TIMEOUT, OrderEventsWorker } from '../constructs/order-events-worker';
+import { ResilientQueue } from '../constructs/resilient-queue';
 import { SecurityGroups } from '../constructs/security-groups';
 
 /** The role a region plays. */
@@ -41,6 +51,20 @@ export class RegionalStack extends Stack {
   public readonly backup?: BackupPlan;
   /** Tier 4: the vault receiving the primary's backup copies (standby only). */
   public readonly backupCopyVault?: IBackupVault;
+  /** Tier 3: the load balancer, its certificate and web ACL. */
+  public readonly loadBalancer: LoadBalancer;
+  /** Tier 3: the checkout service's Auto Scaling group. */
+  public readonly fleet: Fleet;
+  /** Tier 3: the web tier's alarms. */
+  public readonly fleetAlarms: FleetAlarms;
+  /** The queues the service's outbox publishes to, as the fleet sends to them. */
+  public readonly queues: FleetQueues;
+  /** Tier 5: the `order-events` and `payment-retry` queues with their DLQs and alarms. */
+  public readonly messaging: MessagingQueues;
+  /** Tier 6: the worker applying `order-events`. */
+  public readonly orderEventsWorker: OrderEventsWorker;
+  /** Tier 6: the scheduled certificate probe of the public and the regional name. */
+  public readonly certificateProbe: CertificateProbe;
 
   private readonly azs: string[];
 
@@ -115,6 +139,7 @@ export class RegionalStack extends Stack {
 
     if (isPrimary) {
       this.idempotencyTable = new IdempotencyTable(this, 'IdempotencyTable', {
+        tableName: names.idempotencyTable,
         replicaRegions: config.standby ? [config.standby.region] : [],
         protectData: production,
       });
@@ -135,6 +160,89 @@ export class RegionalStack extends Stack {
     } else {
       this.backupCopyVault = createVault(this, 'BackupCopyVault', names.standbyVault);
     }
+
+    this.messaging = messagingQueues(this, production);
+    this.queues = {
+      orderEvents: this.messaging.orderEvents.queue,
+      paymentRetry: this.messaging.paymentRetry.queue,
+    };
+    this.loadBalancer = new LoadBalancer(this, 'LoadBalancer', {
+      vpc: this.network.vpc,
+      securityGroup: this.securityGroups.loadBalancer,
+      allowedIngressCidrs: config.allowedIngressCidrs,
+      domainName: config.domainName,
+      hostedZone: route53.HostedZone.fromHostedZoneAttributes(this, 'HostedZone', {
+        hostedZoneId: config.hostedZone.id,
+        zoneName: config.hostedZone.name,
+      }),
+      wafRateLimit: config.waf.ipRateLimit,
+      deletionProtection: production,
+      removalPolicy: production ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+    });
+    const minCapacity = isPrimary
+      ? config.compute.minCapacity
+      : (config.compute.standbyMinCapacity ?? config.compute.minCapacity);
+    const gateway = config.service.paymentGateway;
+    this.fleet = new Fleet(this, 'Fleet', {
+      vpc: this.network.vpc,
+      securityGroup: this.securityGroups.app,
+      listener: this.loadBalancer.httpsListener,
+      appPort: config.ports.app,
+      database: this.database,
+      queues: this.queues,
+      instanceType: new ec2.InstanceType(config.compute.instanceType),
+      minCapacity,
+      maxCapacity: config.compute.maxCapacity,
+      sandbox: config.service.sandbox,
+      paymentGateway: gateway && {
+        url: gateway.url,
+        apiKeySecret: secretsmanager.Secret.fromSecretNameV2(
+          this,
+          'PaymentGatewayApiKey',
+          gateway.apiKeySecretName,
+        ),
+      },
+      recommendationsUrl: config.service.recommendationsUrl,
+      logLevel: config.service.logLevel,
+      notificationTopic: this.alarmTopic.topic,
+      removalPolicy: production ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+    });
+    this.fleetAlarms = new FleetAlarms(this, 'FleetAlarms', {
+      loadBalancer: this.loadBalancer,
+      fleet: this.fleet,
+      availabilityZones: this.azs,
+      minCapacity,
+      alarmTopic: this.alarmTopic.topic,
+    });
+    if (production) {
+      // AWS shifts traffic out of an impaired AZ on its own, and practices it weekly; a
+      // practice run fails (and is reported) when checkout is impaired during it.
+      this.loadBalancer.enableZonalAutoshift(this.fleetAlarms.checkoutImpaired);
+    }
+
+    // Tier 6. The workers run in the VPC with the workers' group: the AWS APIs through the
+    // interface endpoints where there are some, everything else through the NAT gateways.
+    const workers = { vpc: this.network.vpc, securityGroup: this.securityGroups.lambda };
+    const workerRemoval = production ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    this.orderEventsWorker = new OrderEventsWorker(this, 'OrderEventsWorker', {
+      queue: this.messaging.orderEvents,
+      // The standby's worker uses its region's replica of the global table.
+      idempotencyTable:
+        this.idempotencyTable?.table ??
+        dynamodb.TableV2.fromTableName(this, 'IdempotencyTableReplica', names.idempotencyTable),
+      vpc: workers,
+      removalPolicy: workerRemoval,
+    });
+    this.certificateProbe = new CertificateProbe(this, 'CertificateProbe', {
+      endpoints: [config.domainName, this.loadBalancer.regionalDomainName],
+      vpc: workers,
+      removalPolicy: workerRemoval,
+    });
+    this.alarmTopic.notify(
+      ...this.messaging.orderEvents.alarms,
+      ...this.messaging.paymentRetry.alarms,
+      ...this.certificateProbe.alarms,
+    );
   }
 
   /**
@@ -151,10 +259,54 @@ export function dataNames(config: AppConfig): {
   globalCluster: string;
   primaryVault: string;
   standbyVault: string;
+  idempotencyTable: string;
 } {
   return {
     globalCluster: `${config.appName}-global`,
+    idempotencyTable: `${config.appName}-idempotency`,
     primaryVault: `${config.appName}-${config.primary.region}`,
     standbyVault: `${config.appName}-${config.standby?.region ?? 'none'}-copies`,
+  };
+}
+
+/**
+ * The timeout phase 2's payment-retry worker must keep to (or raise here): the queue's
+ * visibility timeout is 6 x this, and `WorkerFunction.consume` refuses a longer function.
+ */
+export const PAYMENT_RETRY_CONSUMER_TIMEOUT = Duration.seconds(60);
+
+/** Tier 5 of one region. */
+export interface MessagingQueues {
+  /** Events the outbox relays (`OrderConfirmed`, `OrderPaymentDeclined`, ...), applied by the order-events worker. */
+  readonly orderEvents: ResilientQueue;
+  /**
+   * Orders the checkout deferred (`PaymentDeferred`). NO consumer yet: phase 2 of issue 11
+   * adds the payment-retry worker (`WorkerFunction.consume(paymentRetry)`, in the VPC,
+   * through RDS Proxy); until then deferred orders wait here, and its age alarm says so.
+   */
+  readonly paymentRetry: ResilientQueue;
+}
+
+/**
+ * Tier 5: the two queues the checkout service's outbox publishes to, each a
+ * {@link ResilientQueue} named `<stack name>-<queue>` (the `<queue>` of `npm run redrive`)
+ * with its `-dlq`. Their visibility timeouts follow their consumers' timeouts. Retained in
+ * production: a deleted payment-retry queue would lose the orders waiting in it.
+ */
+export function messagingQueues(scope: Construct, production: boolean): MessagingQueues {
+  const stackName = Stack.of(scope).stackName;
+  const queueProps = (name: string) => ({
+    queueName: `${stackName}-${name}`,
+    removalPolicy: production ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+  });
+  return {
+    orderEvents: new ResilientQueue(scope, 'OrderEvents', {
+      consumerTimeout: ORDER_EVENTS_TIMEOUT,
+      queueProps: queueProps('order-events'),
+    }),
+    paymentRetry: new ResilientQueue(scope, 'PaymentRetry', {
+      consumerTimeout: PAYMENT_RETRY_CONSUMER_TIMEOUT,
+      queueProps: queueProps('payment-retry'),
+    }),
   };
 }

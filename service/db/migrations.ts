@@ -182,6 +182,12 @@ const MIGRATION_LOCK_ID = 0x5e0c_4e11;
  * Applies pending migrations under a session advisory lock, so that a fleet starting at
  * once migrates exactly once; each migration runs in its own transaction.
  *
+ * The advisory lock pins the session through RDS Proxy (`pg_advisory_lock` is session
+ * state the proxy cannot move to another database connection). That happens once per
+ * process, at start, and the connection is closed afterwards rather than returned to the
+ * pool, which ends the pinned session: the connections that serve checkouts are never
+ * pinned.
+ *
  * A user that may not run DDL (the service's `checkout`) passes when nothing is pending:
  * it only reads `schema_migrations` and takes the lock.
  *
@@ -190,50 +196,54 @@ const MIGRATION_LOCK_ID = 0x5e0c_4e11;
  * privileges to apply them
  */
 export async function migrate(pool: Pool): Promise<string[]> {
-  return withClient(pool, async (db) => {
-    await db.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);
-    let pending: string[] | undefined;
-    try {
-      const { rows } = await db.query<{ user: string; tracked: boolean }>(
-        "SELECT current_user AS user, to_regclass('schema_migrations') IS NOT NULL AS tracked",
-      );
-      const { user, tracked } = rows[0];
+  return withClient(
+    pool,
+    async (db) => {
+      await db.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);
+      let pending: string[] | undefined;
       try {
-        // Not CREATE TABLE IF NOT EXISTS: PostgreSQL checks CREATE on the schema first.
-        if (!tracked) {
-          pending = MIGRATIONS.map((m) => m.name);
-          await db.query(
-            'CREATE TABLE schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
-          );
+        const { rows } = await db.query<{ user: string; tracked: boolean }>(
+          "SELECT current_user AS user, to_regclass('schema_migrations') IS NOT NULL AS tracked",
+        );
+        const { user, tracked } = rows[0];
+        try {
+          // Not CREATE TABLE IF NOT EXISTS: PostgreSQL checks CREATE on the schema first.
+          if (!tracked) {
+            pending = MIGRATIONS.map((m) => m.name);
+            await db.query(
+              'CREATE TABLE schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
+            );
+          }
+          const umzug = new Umzug<PoolClient>({
+            migrations: MIGRATIONS.map((m) => ({
+              name: m.name,
+              up: async (params) => {
+                await db.query('BEGIN');
+                try {
+                  await m.up(params);
+                  await db.query('COMMIT');
+                } catch (err) {
+                  await db.query('ROLLBACK');
+                  throw err;
+                }
+              },
+            })),
+            context: db,
+            storage: new PgStorage(db),
+            logger: undefined,
+          });
+          pending = (await umzug.pending()).map((m) => m.name);
+          if (pending.length === 0) return [];
+          const applied = await umzug.up();
+          return applied.map((m) => m.name);
+        } catch (err) {
+          const denied = permissionDenied(err);
+          throw denied ? new MigrationsNotAppliedError(user, pending, denied) : err;
         }
-        const umzug = new Umzug<PoolClient>({
-          migrations: MIGRATIONS.map((m) => ({
-            name: m.name,
-            up: async (params) => {
-              await db.query('BEGIN');
-              try {
-                await m.up(params);
-                await db.query('COMMIT');
-              } catch (err) {
-                await db.query('ROLLBACK');
-                throw err;
-              }
-            },
-          })),
-          context: db,
-          storage: new PgStorage(db),
-          logger: undefined,
-        });
-        pending = (await umzug.pending()).map((m) => m.name);
-        if (pending.length === 0) return [];
-        const applied = await umzug.up();
-        return applied.map((m) => m.name);
-      } catch (err) {
-        const denied = permissionDenied(err);
-        throw denied ? new MigrationsNotAppliedError(user, pending, denied) : err;
+      } finally {
+        await db.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]).catch(() => undefined);
       }
-    } finally {
-      await db.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]).catch(() => undefined);
-    }
-  });
+    },
+    { discard: true },
+  );
 }

@@ -1,10 +1,18 @@
 import { Pool, PoolClient } from 'pg';
 import { DatabaseConfig } from '../config';
 import { ConnectionDependencies, connectionConfig } from './connection';
+import { nameStatementsOn } from './statement';
 
 /**
  * The connection pool. Its size is the database bulkhead: a request that cannot get a
  * connection within DB_CONNECT_TIMEOUT_MS fails fast instead of queueing forever.
+ *
+ * Nothing here pins an RDS Proxy session: `statement_timeout`,
+ * `idle_in_transaction_session_timeout` and `application_name` are startup parameters,
+ * sent in the startup packet (not as `SET` statements, which do pin); the service issues
+ * no `SET` at all, and its statements are unnamed unless DB_NAMED_STATEMENTS is true
+ * (service/db/statement.ts). The one session-level state it ever takes is the
+ * migration lock (service/db/migrations.ts).
  *
  * @param deps - lets a test inject the IAM token signer
  */
@@ -22,6 +30,7 @@ export function createPool(config: DatabaseConfig, deps: ConnectionDependencies 
   // A dropped idle connection (database restart, failover) must not crash the process;
   // the pool discards the client and the next query opens a new one.
   pool.on('error', () => undefined);
+  if (config.DB_NAMED_STATEMENTS) nameStatementsOn(pool);
   return pool;
 }
 
@@ -30,8 +39,16 @@ export function createPool(config: DatabaseConfig, deps: ConnectionDependencies 
  * between queries emits 'error' with nobody listening, which would crash the process
  * (pg attaches its own listener only to idle clients); the listener here absorbs it and
  * the client is destroyed instead of returned to the pool.
+ *
+ * @param options.discard - close the connection afterwards instead of returning it to the
+ * pool: for work that leaves session state behind (an RDS Proxy session stays pinned
+ * until its connection ends)
  */
-export async function withClient<T>(pool: Pool, work: (db: PoolClient) => Promise<T>): Promise<T> {
+export async function withClient<T>(
+  pool: Pool,
+  work: (db: PoolClient) => Promise<T>,
+  options: { discard?: boolean } = {},
+): Promise<T> {
   const db = await pool.connect();
   let broken: Error | undefined;
   const onError = (err: Error) => {
@@ -45,6 +62,6 @@ export async function withClient<T>(pool: Pool, work: (db: PoolClient) => Promis
     throw err;
   } finally {
     db.off('error', onError);
-    db.release(broken);
+    db.release(broken ?? options.discard);
   }
 }

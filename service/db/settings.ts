@@ -36,13 +36,23 @@ export const databaseConnectionShape = {
   AWS_REGION: z.string().min(1).default('us-east-1'),
 };
 
-/** The pool's limits, in either mode. */
+/** The pool's limits and how statements are sent, in either mode. */
 export const databasePoolShape = {
   /** Database bulkhead: connections this instance may hold. */
   DB_POOL_SIZE: count(2, 200).default(20),
   /** How long a request waits for a pooled connection before it is shed. */
   DB_CONNECT_TIMEOUT_MS: ms(50, 30_000).default(1_000),
   DB_STATEMENT_TIMEOUT_MS: ms(100, 60_000).default(5_000),
+  /**
+   * `true` prepares each statement once per connection under its name (less work for
+   * PostgreSQL per checkout); only for a direct connection: RDS Proxy pins every session
+   * that prepares a named statement, so it is refused with DB_IAM_AUTH=true. Default
+   * false: unnamed statements, which RDS Proxy multiplexes (see service/db/statement.ts).
+   */
+  DB_NAMED_STATEMENTS: z
+    .enum(['true', 'false'], { error: 'must be true or false' })
+    .default('false')
+    .transform((v) => v === 'true'),
 };
 
 /** Every database variable: connection settings and pool limits. */

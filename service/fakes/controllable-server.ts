@@ -24,6 +24,8 @@ export type Handler = (req: IncomingMessage, body: string, res: ServerResponse) 
 /** An HTTP fake whose fault settings tests and operators can change while it runs. */
 export class ControllableServer {
   settings: FaultSettings = { ...HEALTHY };
+  /** Requests received on the service's routes (not `/__control`), whatever the fault. */
+  requestCount = 0;
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
 
@@ -66,6 +68,7 @@ export class ControllableServer {
         }
         return json(res, 200, this.settings);
       }
+      this.requestCount++;
       this.misbehave(req, body, res);
     });
   }

@@ -1,4 +1,5 @@
 import { Pool } from 'pg';
+import { execute, statement } from '../db/statement';
 import { CheckoutReply } from '../orders/replies';
 
 /** An idempotency key as stored: what a duplicate request needs to decide what to do. */
@@ -44,14 +45,14 @@ export interface TakenOrder {
 export const STORED_KEY_COLUMNS =
   'k.request_hash, k.status_code, k.response, k.order_id, k.locked_until <= now() AS lease_free';
 
-const LOOKUP = {
-  name: 'idempotency-lookup',
-  text: `SELECT ${STORED_KEY_COLUMNS} FROM idempotency_keys k WHERE k.key = $1`,
-};
+const LOOKUP = statement(
+  'idempotency-lookup',
+  `SELECT ${STORED_KEY_COLUMNS} FROM idempotency_keys k WHERE k.key = $1`,
+);
 
-const TAKE_OVER = {
-  name: 'idempotency-take-over',
-  text: `
+const TAKE_OVER = statement(
+  'idempotency-take-over',
+  `
     WITH taken AS (
       UPDATE idempotency_keys
          SET lease_token = $3, locked_until = now() + $4::float8 * interval '1 millisecond'
@@ -60,22 +61,22 @@ const TAKE_OVER = {
       RETURNING order_id
     )
     SELECT o.id, o.status, o.amount_cents, o.currency FROM taken t JOIN orders o ON o.id = t.order_id`,
-};
+);
 
-const RELEASE_LEASE = {
-  name: 'idempotency-release-lease',
-  text: `
+const RELEASE_LEASE = statement(
+  'idempotency-release-lease',
+  `
     UPDATE idempotency_keys SET locked_until = now(), lease_token = NULL
      WHERE key = $1 AND lease_token = $2 AND status_code IS NULL`,
-};
+);
 
-const COMPLETE = {
-  name: 'idempotency-complete',
-  text: `
+const COMPLETE = statement(
+  'idempotency-complete',
+  `
     UPDATE idempotency_keys
        SET status_code = $3, response = $4, completed_at = now(), locked_until = NULL, lease_token = NULL
      WHERE key = $1 AND lease_token = $2 AND status_code IS NULL`,
-};
+);
 
 /**
  * The idempotency keys of checkouts. A key is claimed together with its order (see
@@ -99,7 +100,7 @@ export class IdempotencyStore {
   ) {}
 
   async lookup(key: string): Promise<StoredKey | undefined> {
-    const { rows } = await this.pool.query<StoredKeyRow>({ ...LOOKUP, values: [key] });
+    const { rows } = await execute<StoredKeyRow>(this.pool, LOOKUP, [key]);
     return rows.length === 0 ? undefined : toStoredKey(rows[0]);
   }
 
@@ -109,12 +110,12 @@ export class IdempotencyStore {
    * @returns the key's order, or undefined when another request holds or took it, or it was completed
    */
   async takeOver(key: string, requestHash: string, leaseToken: string): Promise<TakenOrder | undefined> {
-    const { rows } = await this.pool.query<{
+    const { rows } = await execute<{
       id: string;
       status: string;
       amount_cents: string;
       currency: string;
-    }>({ ...TAKE_OVER, values: [key, requestHash, leaseToken, this.leaseMs] });
+    }>(this.pool, TAKE_OVER, [key, requestHash, leaseToken, this.leaseMs]);
     const row = rows[0];
     return (
       row && { id: row.id, status: row.status, amountCents: Number(row.amount_cents), currency: row.currency }
@@ -123,7 +124,7 @@ export class IdempotencyStore {
 
   /** Lets a retry resume the key at once. A no-op for a request that no longer holds it. */
   async releaseLease(key: string, leaseToken: string): Promise<void> {
-    await this.pool.query({ ...RELEASE_LEASE, values: [key, leaseToken] });
+    await execute(this.pool, RELEASE_LEASE, [key, leaseToken]);
   }
 
   /**
@@ -133,10 +134,7 @@ export class IdempotencyStore {
    * @returns whether the caller still held the key
    */
   async complete(key: string, leaseToken: string, reply: CheckoutReply): Promise<boolean> {
-    const result = await this.pool.query({
-      ...COMPLETE,
-      values: [key, leaseToken, reply.statusCode, reply.body],
-    });
+    const result = await execute(this.pool, COMPLETE, [key, leaseToken, reply.statusCode, reply.body]);
     return result.rowCount === 1;
   }
 }

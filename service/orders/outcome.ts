@@ -1,4 +1,5 @@
 import { Pool } from 'pg';
+import { execute, statement } from '../db/statement';
 import { OUTBOX_INSERT, OutboxDestination } from '../outbox/enqueue';
 import { ChargeOutcome } from '../payment-client';
 import { Order } from './order';
@@ -25,9 +26,9 @@ export type RecordableOutcome = Exclude<ChargeOutcome, { kind: 'rejected' }>;
  *   empty (what the request that won stored), and nothing otherwise (no JSON to parse on
  *   the normal path).
  */
-const RECORD = {
-  name: 'checkout-record-outcome',
-  text: `
+export const RECORD = statement(
+  'checkout-record-outcome',
+  `
     WITH returned AS MATERIALIZED (
       SELECT i.sku FROM inventory i
        WHERE $6::boolean AND i.sku IN (SELECT oi.sku FROM order_items oi WHERE oi.order_id = $3)
@@ -66,7 +67,7 @@ const RECORD = {
     SELECT EXISTS (SELECT FROM fence) AS recorded, k.status_code, k.response
       FROM (VALUES (1)) AS one (x)
       LEFT JOIN idempotency_keys k ON k.key = $1 AND NOT EXISTS (SELECT FROM fence)`,
-};
+);
 
 /** What recording came to. */
 export type Recorded =
@@ -115,25 +116,22 @@ export async function recordOutcome(
       payload = { type: 'PaymentDeferred', ...event, paymentToken: order.paymentToken, cause: outcome.cause };
       break;
   }
-  const { rows } = await pool.query<{
+  const { rows } = await execute<{
     recorded: boolean;
     status_code: number | null;
     response: Record<string, unknown> | null;
-  }>({
-    ...RECORD,
-    values: [
-      order.key,
-      order.leaseToken,
-      order.id,
-      status,
-      outcome.kind === 'charged' ? outcome.chargeId : null,
-      outcome.kind === 'declined',
-      destination,
-      payload,
-      reply.statusCode,
-      reply.body,
-    ],
-  });
+  }>(pool, RECORD, [
+    order.key,
+    order.leaseToken,
+    order.id,
+    status,
+    outcome.kind === 'charged' ? outcome.chargeId : null,
+    outcome.kind === 'declined',
+    destination,
+    payload,
+    reply.statusCode,
+    reply.body,
+  ]);
   const row = rows[0];
   if (row.recorded) return RECORDED;
   return {

@@ -1,4 +1,5 @@
 import { Pool } from 'pg';
+import { execute, statement } from '../db/statement';
 import { STORED_KEY_COLUMNS, StoredKey, StoredKeyRow, toStoredKey } from '../idempotency/store';
 import { Cart, Order } from './order';
 
@@ -39,9 +40,9 @@ export type Claim =
  * - `reserved`, `placed`, `items`: only when the key was claimed for an order. The
  *   CHECK (available >= 0) would abort the whole statement were a line short after all.
  */
-const CLAIM = {
-  name: 'checkout-claim',
-  text: `
+export const CLAIM = statement(
+  'checkout-claim',
+  `
     WITH lines AS (
       SELECT l.sku, l.quantity FROM unnest($6::text[], $7::int[]) AS l (sku, quantity)
     ),
@@ -100,7 +101,7 @@ const CLAIM = {
            (SELECT to_jsonb(e) FROM seen e) AS seen
       FROM (VALUES (1)) AS one (x)
       LEFT JOIN shortfall s ON true`,
-};
+);
 
 interface ClaimRow {
   amount_cents: string | null;
@@ -123,9 +124,10 @@ interface ClaimRow {
  * @param leaseMs - how long the claim holds the key
  */
 export async function claimOrder(pool: Pool, draft: DraftOrder, cart: Cart, leaseMs: number): Promise<Claim> {
-  const { rows } = await pool.query<ClaimRow>({
-    ...CLAIM,
-    values: [
+  const { rows } = await execute<ClaimRow>(
+    pool,
+    CLAIM,
+    [
       draft.key,
       draft.requestHash,
       draft.id,
@@ -137,7 +139,9 @@ export async function claimOrder(pool: Pool, draft: DraftOrder, cart: Cart, leas
       draft.currency,
       draft.paymentToken,
     ],
-  });
+    // A new checkout: shed (503, nothing written) rather than queue long for the database.
+    'new',
+  );
   const row = rows[0];
   if (row.amount_cents !== null) {
     return { kind: 'created', order: { ...draft, amountCents: Number(row.amount_cents) } };

@@ -1,4 +1,5 @@
 import { Pool } from 'pg';
+import { execute, statement } from '../db/statement';
 import { OUTBOX_INSERT } from '../outbox/enqueue';
 
 /**
@@ -10,9 +11,9 @@ import { OUTBOX_INSERT } from '../outbox/enqueue';
  * request that resumes the order at the same moment either wins the key first (the
  * sweep skips it) or finds it completed by the sweep (and replays its reply).
  */
-const SWEEP = {
-  name: 'stuck-order-sweep',
-  text: `
+const SWEEP = statement(
+  'stuck-order-sweep',
+  `
     WITH stuck AS MATERIALIZED (
       SELECT o.id, o.customer_id, o.amount_cents, o.currency, o.payment_token, k.key
         FROM orders o JOIN idempotency_keys k ON k.key = o.idempotency_key
@@ -46,7 +47,7 @@ const SWEEP = {
         FROM stuck s
     )
     SELECT count(*)::int AS deferred FROM stuck`,
-};
+);
 
 /**
  * Defers orders stuck in PAYMENT_IN_PROGRESS (their request died after reserving, or gave
@@ -57,6 +58,6 @@ const SWEEP = {
  * @returns how many orders were deferred
  */
 export async function deferStuckOrders(pool: Pool, olderThanMs: number, limit = 100): Promise<number> {
-  const { rows } = await pool.query<{ deferred: number }>({ ...SWEEP, values: [olderThanMs, limit] });
+  const { rows } = await execute<{ deferred: number }>(pool, SWEEP, [olderThanMs, limit]);
   return rows[0].deferred;
 }

@@ -1,5 +1,6 @@
 import { SQSClient, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { Pool } from 'pg';
+import { execute, statement } from '../db/statement';
 import { inTransaction } from '../db/transaction';
 import { Metrics } from '../metrics';
 import { OutboxDestination } from './enqueue';
@@ -66,6 +67,25 @@ interface Lane {
   /** When the oldest row still pending after the last batch was written (for the age gauge). */
   oldestPendingAt?: number;
 }
+
+/** A destination's oldest pending rows, locked; rows another relay holds are skipped. */
+const SELECT_PENDING = statement(
+  'outbox-select-pending',
+  `SELECT id, payload, created_at FROM outbox
+    WHERE destination = $1 AND published_at IS NULL AND parked_at IS NULL
+    ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`,
+);
+
+/** One statement for both: published rows get published_at, parked ones their reason. */
+const MARK_SENT = statement(
+  'outbox-mark-sent',
+  `UPDATE outbox o
+      SET published_at = CASE WHEN d.reason IS NULL THEN now() END,
+          parked_at = CASE WHEN d.reason IS NOT NULL THEN now() END,
+          park_reason = d.reason
+     FROM unnest($1::bigint[], $2::text[]) AS d(id, reason)
+    WHERE o.id = d.id`,
+);
 
 /**
  * Creates the SQS client the relay sends with. The SDK's default is no timeout at all (a
@@ -221,12 +241,7 @@ export class OutboxRelay {
     return inTransaction(
       pool,
       async (db) => {
-        const { rows } = await db.query<OutboxRow>(
-          `SELECT id, payload, created_at FROM outbox
-          WHERE destination = $1 AND published_at IS NULL AND parked_at IS NULL
-          ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`,
-          [lane.destination, batchSize],
-        );
+        const { rows } = await execute<OutboxRow>(db, SELECT_PENDING, [lane.destination, batchSize]);
         if (rows.length === 0) {
           lane.oldestPendingAt = undefined;
           return { selected: 0, published: [], parked: [], failed: 0 };
@@ -236,17 +251,8 @@ export class OutboxRelay {
         const signal = halt ? AbortSignal.any([timeout, halt]) : timeout;
         const outcome = await this.send(lane.destination, rows, signal);
         if (outcome.published.length > 0 || outcome.parked.length > 0) {
-          // One statement for both: published rows get published_at, parked ones their reason.
           const done = [...outcome.published.map((id) => ({ id, reason: null })), ...outcome.parked];
-          await db.query(
-            `UPDATE outbox o
-              SET published_at = CASE WHEN d.reason IS NULL THEN now() END,
-                  parked_at = CASE WHEN d.reason IS NOT NULL THEN now() END,
-                  park_reason = d.reason
-             FROM unnest($1::bigint[], $2::text[]) AS d(id, reason)
-            WHERE o.id = d.id`,
-            [done.map((d) => d.id), done.map((d) => d.reason)],
-          );
+          await execute(db, MARK_SENT, [done.map((d) => d.id), done.map((d) => d.reason)]);
         }
         const settled = new Set([...outcome.published, ...outcome.parked.map((p) => p.id)]);
         // After a full batch more rows wait, about as old as its last one.

@@ -2,6 +2,7 @@ import { Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { SecurityGroups } from '../../lib/constructs/security-groups';
+import { ROUTE53_HEALTH_CHECKER_CIDRS } from '../../lib/fleet/route53-health-checkers';
 import { RegionalStack } from '../../lib/stacks/regional-stack';
 import { buildTestApp, configWith, shippedConfig } from '../helpers/app';
 import { IngressEdge, admits, egressGraph, ingressGraph } from '../helpers/ingress-graph';
@@ -130,15 +131,22 @@ describe('SecurityGroups in every synthesized stack', () => {
 });
 
 describe('SecurityGroups with restricted CIDRs', () => {
-  test('each configured CIDR gets 443 and 80 and nothing is open to the world', () => {
+  test('each configured CIDR gets 443 and 80, Route 53 health checkers 443, and nothing is open to the world', () => {
     // GIVEN a config that allows only two office ranges
     const config = configWith({ allowedIngressCidrs: ['203.0.113.0/24', '2001:db8::/32'] });
     const { stacks } = buildTestApp(config);
-    // WHEN synthesized THEN the ALB admits exactly those ranges
+    // WHEN synthesized THEN the ALB admits exactly those ranges, plus the published
+    // health-checker ranges on 443 so DNS failover health checks still reach it
     const graph = ingressGraph(Template.fromStack(stacks.primary));
     const external = graph.filter((e) => e.from.includes('/'));
     expect(external.map((e) => `${e.from}:${e.fromPort}`).sort()).toEqual(
-      ['203.0.113.0/24:443', '203.0.113.0/24:80', '2001:db8::/32:443', '2001:db8::/32:80'].sort(),
+      [
+        '203.0.113.0/24:443',
+        '203.0.113.0/24:80',
+        '2001:db8::/32:443',
+        '2001:db8::/32:80',
+        ...ROUTE53_HEALTH_CHECKER_CIDRS.map((cidr) => `${cidr}:443`),
+      ].sort(),
     );
   });
 });

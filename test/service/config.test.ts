@@ -27,6 +27,7 @@ describe('service configuration', () => {
       PAYMENT_BREAKER_THRESHOLD: 5,
       RECOMMENDATIONS_TIMEOUT_MS: 300,
       CURRENCY: 'USD',
+      DB_NAMED_STATEMENTS: false,
     });
   });
 
@@ -138,8 +139,20 @@ describe('database connection modes', () => {
       { ...iam, DB_HOST: `postgres://${proxy}` },
       /DB_HOST: must be a host name, without scheme or port/,
     ],
+    [
+      'named statements through RDS Proxy (they pin every session)',
+      { ...iam, DB_NAMED_STATEMENTS: 'true' },
+      /DB_NAMED_STATEMENTS: must be false with DB_IAM_AUTH=true: .* RDS Proxy .* pins .*; set it only for a direct connection/,
+    ],
   ])('rejects %s, naming the variable and the fix', (_name, env, message) => {
     expect(() => loadServiceConfig(env)).toThrow(message);
+  });
+
+  test('named statements are opt-in, for a direct connection', () => {
+    expect(loadServiceConfig({ ...valid, DB_NAMED_STATEMENTS: 'true' }).DB_NAMED_STATEMENTS).toBe(true);
+    expect(() => loadServiceConfig({ ...valid, DB_NAMED_STATEMENTS: 'yes' })).toThrow(
+      /DB_NAMED_STATEMENTS: must be true or false/,
+    );
   });
 
   test('the migrate CLI needs only the database variables', () => {

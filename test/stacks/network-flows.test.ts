@@ -6,12 +6,19 @@
  */
 import { Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { AppConfig } from '../../lib/config';
 import { RegionalStack } from '../../lib/stacks/regional-stack';
 import { buildTestApp, configWith, shippedConfig } from '../helpers/app';
+import { ROUTE53_HEALTH_CHECKER_CIDRS } from '../../lib/fleet/route53-health-checkers';
 import { IngressEdge, egressGraph, ingressGraph } from '../helpers/ingress-graph';
 
-/** A node of the flow table: a role, resolved to a security group per stack. */
-type Role = 'internet' | 'alb' | 'app' | 'lambda' | 'proxy' | 'cluster' | 'rotation' | 'endpoints';
+/**
+ * A node of the flow table: a role, resolved to a security group per stack, or to CIDRs
+ * (`internet`: the config's allowedIngressCidrs; `healthCheckers`: the Route 53
+ * health-checker ranges the load balancer admits because those CIDRs do not cover them).
+ */
+type Role =
+  'internet' | 'healthCheckers' | 'alb' | 'app' | 'lambda' | 'proxy' | 'cluster' | 'rotation' | 'endpoints';
 
 /** A flow the system needs: who reaches whom on which port, and why. */
 interface Flow {
@@ -35,6 +42,14 @@ function neededFlows(stack: RegionalStack): Flow[] {
     { from: 'internet', to: 'alb', port: 80, why: 'the ALB redirects HTTP to HTTPS' },
     { from: 'alb', to: 'app', port: appPort, why: 'the ALB forwards to the checkout service' },
   ];
+  if (stack.loadBalancer.healthCheckerCidrs.length > 0) {
+    flows.push({
+      from: 'healthCheckers',
+      to: 'alb',
+      port: 443,
+      why: 'Route 53 health checkers call /health/ready for DNS failover (the allowed CIDRs miss them)',
+    });
+  }
   if (hasProxy) {
     flows.push(
       { from: 'app', to: 'proxy', port: 5432, why: 'the service connects through RDS Proxy' },
@@ -100,40 +115,59 @@ function groupsOf(stack: RegionalStack): Map<Role, string> {
   return groups;
 }
 
+/** The CIDRs a CIDR role stands for in a stack. */
+function cidrsOf(
+  stack: RegionalStack,
+  config: AppConfig,
+  role: 'internet' | 'healthCheckers',
+): readonly string[] {
+  return role === 'internet' ? config.allowedIngressCidrs : stack.loadBalancer.healthCheckerCidrs;
+}
+
 const covers = (e: IngressEdge, port: number) =>
   e.protocol === 'tcp' && e.fromPort <= port && port <= e.toPort;
 
-function stacksUnderTest(): [string, RegionalStack][] {
-  const production = buildTestApp(shippedConfig('default')).stacks;
-  const lean = buildTestApp(shippedConfig('lean')).stacks;
-  const restricted = buildTestApp(configWith({ allowedIngressCidrs: ['203.0.113.0/24'] })).stacks;
+function stacksUnderTest(): [string, RegionalStack, AppConfig][] {
+  const productionConfig = shippedConfig('default');
+  const leanConfig = shippedConfig('lean');
+  const restrictedConfig = configWith({ allowedIngressCidrs: ['203.0.113.0/24'] });
+  const production = buildTestApp(productionConfig).stacks;
+  const lean = buildTestApp(leanConfig).stacks;
+  const restricted = buildTestApp(restrictedConfig).stacks;
   return [
-    ['production primary', production.primary],
-    ['production standby', production.standby!],
-    ['lean primary', lean.primary],
-    ['restricted-ingress primary', restricted.primary],
+    ['production primary', production.primary, productionConfig],
+    ['production standby', production.standby!, productionConfig],
+    ['lean primary', lean.primary, leanConfig],
+    ['restricted-ingress primary', restricted.primary, restrictedConfig],
   ];
 }
 
-describe.each(stacksUnderTest())('network flows of the %s stack', (_name, stack) => {
+describe.each(stacksUnderTest())('network flows of the %s stack', (_name, stack, config) => {
   const template = Template.fromStack(stack);
   const ingress = ingressGraph(template);
   const egress = egressGraph(template).filter((e) => e.to !== NO_EGRESS_PLACEHOLDER);
   const groups = groupsOf(stack);
   const roleOf = new Map([...groups].map(([role, id]) => [id, role]));
   const flows = neededFlows(stack);
-  const cidrs = new Set(ingress.filter((e) => e.from.includes('/')).map((e) => e.from));
+  const cidrRole = (cidr: string): Role | undefined =>
+    cidrsOf(stack, config, 'internet').includes(cidr)
+      ? 'internet'
+      : cidrsOf(stack, config, 'healthCheckers').includes(cidr)
+        ? 'healthCheckers'
+        : undefined;
 
   test.each(flows.map((f) => [`${f.from} -> ${f.to}:${f.port} (${f.why})`, f] as const))(
     'needed flow is open end to end: %s',
     (_label, flow) => {
       const to = groups.get(flow.to)!;
-      if (flow.from === 'internet') {
-        // every configured CIDR reaches the ALB on the port
-        expect(cidrs.size).toBeGreaterThan(0);
-        for (const cidr of cidrs) {
-          expect(ingress.some((e) => e.to === to && e.from === cidr && covers(e, flow.port))).toBe(true);
-        }
+      if (flow.from === 'internet' || flow.from === 'healthCheckers') {
+        // every CIDR of the role reaches the ALB on the port
+        const cidrs = cidrsOf(stack, config, flow.from);
+        expect(cidrs.length).toBeGreaterThan(0);
+        const missing = cidrs.filter(
+          (cidr) => !ingress.some((e) => e.to === to && e.from === cidr && covers(e, flow.port)),
+        );
+        expect(missing).toEqual([]);
         return;
       }
       const from = groups.get(flow.from)!;
@@ -155,7 +189,7 @@ describe.each(stacksUnderTest())('network flows of the %s stack', (_name, stack)
   test('every ingress rule serves a needed flow (nothing open that nothing needs)', () => {
     const unexplained = ingress.filter((e) => {
       const toRole = roleOf.get(e.to);
-      const fromRole: Role | undefined = e.from.includes('/') ? 'internet' : roleOf.get(e.from);
+      const fromRole: Role | undefined = e.from.includes('/') ? cidrRole(e.from) : roleOf.get(e.from);
       return !flows.some(
         (f) => f.to === toRole && f.from === fromRole && e.fromPort === f.port && e.toPort === f.port,
       );
@@ -175,5 +209,38 @@ describe.each(stacksUnderTest())('network flows of the %s stack', (_name, stack)
       );
     });
     expect(unexplained).toEqual([]);
+  });
+});
+
+describe('Route 53 health checkers reach the load balancer whatever allowedIngressCidrs says', () => {
+  test('open to the internet: no extra rule (0.0.0.0/0 already covers every checker)', () => {
+    // GIVEN the production config (0.0.0.0/0) WHEN built THEN no checker range is added
+    const stack = buildTestApp(shippedConfig('default')).stacks.primary;
+    expect(stack.loadBalancer.healthCheckerCidrs).toEqual([]);
+  });
+
+  test('a narrow allow list: every published checker range is admitted on 443, and on 443 only', () => {
+    // GIVEN a config admitting one office range
+    const stack = buildTestApp(configWith({ allowedIngressCidrs: ['203.0.113.0/24'] })).stacks.primary;
+    const ingress = ingressGraph(Template.fromStack(stack));
+    const alb = stack.getLogicalId(
+      stack.securityGroups.loadBalancer.node.defaultChild as ec2.CfnSecurityGroup,
+    );
+    // THEN each Route 53 checker range reaches the ALB on 443, never on 80 or anything else
+    expect([...stack.loadBalancer.healthCheckerCidrs].sort()).toEqual(
+      [...ROUTE53_HEALTH_CHECKER_CIDRS].sort(),
+    );
+    for (const cidr of ROUTE53_HEALTH_CHECKER_CIDRS) {
+      expect(ingress.filter((e) => e.to === alb && e.from === cidr)).toEqual([
+        { to: alb, from: cidr, protocol: 'tcp', fromPort: 443, toPort: 443 },
+      ]);
+    }
+  });
+
+  test('an allow list that already covers a checker range adds no duplicate rule for it', () => {
+    const stack = buildTestApp(configWith({ allowedIngressCidrs: ['203.0.113.0/24', '54.243.31.0/24'] }))
+      .stacks.primary;
+    expect(stack.loadBalancer.healthCheckerCidrs).not.toContain('54.243.31.192/26');
+    expect(stack.loadBalancer.healthCheckerCidrs).toHaveLength(ROUTE53_HEALTH_CHECKER_CIDRS.length - 1);
   });
 });

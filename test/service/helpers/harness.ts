@@ -39,6 +39,8 @@ export function serviceEnv(
     MAX_IN_FLIGHT: '100000',
     MAX_EVENT_LOOP_DELAY_MS: '10000',
     MAX_DB_WAITING: '100000',
+    MAX_DB_LATENCY_MS: '60000',
+    MAX_DB_QUEUE_MS: '60000',
     ...overrides,
   };
 }

@@ -1,0 +1,148 @@
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
+import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/persistence';
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { integerEnv, requiredEnv } from '../shared/env';
+import { MalformedMessageError, isTransient } from '../shared/errors';
+import type { AppliedEvent, ApplyEvent } from './fulfilment';
+import { type OrderEvent, parseOrderEvent } from './schema';
+
+/**
+ * Prefix of this worker's idempotency keys. Fixed, not Powertools' default (the function
+ * name): a redeploy that renames the function, or the standby region's function reading
+ * the replica of the same global table, must find the records already written.
+ */
+export const IDEMPOTENCY_KEY_PREFIX = 'order-events';
+
+/** The logger calls the worker makes (Powertools' Logger; a fake in tests). */
+export type WorkerLogger = Pick<Logger, 'info' | 'warn' | 'error' | 'addContext'>;
+/** The metric calls the worker makes (Powertools' Metrics, as EMF; a fake in tests). */
+export interface WorkerMetrics {
+  addMetric(name: string, unit: Parameters<Metrics['addMetric']>[1], value: number): unknown;
+  publishStoredMetrics(): unknown;
+}
+
+/** What the handler needs from the outside; `index.ts` builds the real ones once per container. */
+export interface OrderEventsDeps {
+  readonly logger: WorkerLogger;
+  readonly metrics: WorkerMetrics;
+  /** Where idempotency records live: Powertools' DynamoDB layer on the idempotency table. */
+  readonly persistenceStore: BasePersistenceLayer;
+  /** Applies one event (fulfilment request, or a log record). */
+  readonly apply: ApplyEvent;
+  /**
+   * How long an applied event's record keeps a duplicate out. Longer than the queue's
+   * retention plus a redrive from its DLQ (ResilientQueue.idempotencyLifetime).
+   */
+  readonly expiresAfterSeconds: number;
+}
+
+/** The environment `index.ts` reads (set by lib/constructs/order-events-worker.ts). */
+export interface OrderEventsEnv {
+  readonly tableName: string;
+  readonly expiresAfterSeconds: number;
+  readonly fulfilmentUrl?: string;
+  readonly fulfilmentTimeoutMs: number;
+}
+
+export function readOrderEventsEnv(env: Readonly<Record<string, string | undefined>>): OrderEventsEnv {
+  return {
+    tableName: requiredEnv(env, 'IDEMPOTENCY_TABLE_NAME'),
+    expiresAfterSeconds: integerEnv(env, 'IDEMPOTENCY_EXPIRES_AFTER_SECONDS', undefined),
+    fulfilmentUrl: env.FULFILMENT_URL?.trim() || undefined,
+    fulfilmentTimeoutMs: integerEnv(env, 'FULFILMENT_TIMEOUT_MS', 5_000),
+  };
+}
+
+/**
+ * The `order-events` worker: applies each event once, whatever SQS delivers.
+ *
+ * Powertools' documented batch + idempotency pattern: `processPartialResponse` runs the
+ * record handler for every record and reports the failed ones as batch item failures
+ * (only those are retried); the record handler is made idempotent with `makeIdempotent`,
+ * keyed on the event's `eventId` (the outbox row's id, the same in every copy the relay
+ * sends and in a message redriven from the DLQ, both of which get a new SQS messageId),
+ * and `registerLambdaContext` bounds an in-progress record by the invocation's remaining
+ * time, so a copy whose function died mid-way is retried once that time has passed.
+ *
+ * - The same event twice, one after the other: the second finds the completed record and
+ *   returns its stored result without applying.
+ * - Two copies at once: one applies; the other finds the record in progress, fails as a
+ *   batch item failure, and on its retry finds it completed.
+ * - The same eventId with another type or order id is refused (payload validation): a
+ *   producer bug, not a duplicate.
+ * - A malformed message (not JSON, missing or bad fields) is logged with its messageId,
+ *   counted (`MalformedMessages`), and fails on every receive until the queue's
+ *   maxReceiveCount moves it to the DLQ: never retried forever, never dropped.
+ */
+export function createOrderEventsHandler(
+  deps: OrderEventsDeps,
+): (event: SQSEvent, context: Context) => Promise<SQSBatchResponse> {
+  const { logger, metrics } = deps;
+  const config = new IdempotencyConfig({
+    eventKeyJmesPath: 'eventId',
+    payloadValidationJmesPath: '[type, orderId]',
+    throwOnNoIdempotencyKey: true,
+    expiresAfterSeconds: deps.expiresAfterSeconds,
+  });
+  const processor = new BatchProcessor(EventType.SQS);
+
+  // The record handler proper; the idempotency payload is the validated event (argument 1).
+  const applyOnce = makeIdempotent(
+    async (_record: SQSRecord, event: OrderEvent): Promise<AppliedEvent> => {
+      const applied = await deps.apply(event);
+      metrics.addMetric('EventsApplied', MetricUnit.Count, 1);
+      return applied;
+    },
+    {
+      persistenceStore: deps.persistenceStore,
+      config,
+      keyPrefix: IDEMPOTENCY_KEY_PREFIX,
+      dataIndexArgument: 1,
+    },
+  );
+
+  const recordHandler = async (record: SQSRecord): Promise<AppliedEvent> => {
+    const receiveCount = Number(record.attributes.ApproximateReceiveCount);
+    let event: OrderEvent;
+    try {
+      event = parseOrderEvent(record.messageId, record.body);
+    } catch (err) {
+      const problems = err instanceof MalformedMessageError ? err.problems : [String(err)];
+      logger.error('malformed order event: it fails until it reaches the dead-letter queue', {
+        messageId: record.messageId,
+        receiveCount,
+        problems,
+      });
+      metrics.addMetric('MalformedMessages', MetricUnit.Count, 1);
+      throw err;
+    }
+    try {
+      return await applyOnce(record, event);
+    } catch (err) {
+      const detail = {
+        messageId: record.messageId,
+        eventId: event.eventId,
+        orderId: event.orderId,
+        receiveCount,
+        transient: isTransient(err),
+        error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+      };
+      if (isTransient(err)) logger.warn('order event not applied, will be retried', detail);
+      else logger.error('order event refused, will reach the dead-letter queue', detail);
+      throw err;
+    }
+  };
+
+  return async (event, context) => {
+    config.registerLambdaContext(context);
+    logger.addContext(context);
+    try {
+      return await processPartialResponse(event, recordHandler, processor, { context });
+    } finally {
+      metrics.publishStoredMetrics();
+    }
+  };
+}
