@@ -15,6 +15,7 @@ import { buildServiceBundle } from '../../lib/fleet/service-bundle';
 import { METRICS_NAMESPACE } from '../../service/metrics';
 import { FakeSqs } from '../../service/fakes/sqs';
 import { buildTestApp, shippedConfig } from '../helpers/app';
+import { freePort } from '../helpers/ports';
 import { requireTool } from '../helpers/tools';
 import { parseEnvironmentFile, unitValues, userDataOf } from '../helpers/user-data';
 import {
@@ -142,14 +143,6 @@ async function startTlsProxy(
   server.on('close', () => sockets.forEach((s) => s.destroy()));
   await new Promise<void>((resolve) => server.listen({ port: 0, host: '::', ipv6Only: false }, resolve));
   return { port: (server.address() as AddressInfo).port, server };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 async function waitForStatus(

@@ -1,23 +1,13 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { OFFLINE_AWS_ENV } from './offline-aws-env';
+import { freePort } from './ports';
 import { requireTool } from './tools';
+
+export { freePort };
 
 /** Whether moto_server is installed: skipped with a message, or an error under CI=true. */
 export function motoAvailable(purpose: string): boolean {
   return requireTool('moto_server', `${purpose} (pip install "moto[server]")`, ['--help']);
-}
-
-/** A free TCP port on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
 }
 
 /**

@@ -8,7 +8,7 @@ import { createProbeHandler } from '../../../lambda/certificate-probe/probe';
 import { readCertificate } from '../../../lambda/certificate-probe/tls';
 import { DownstreamError } from '../../../lambda/shared/errors';
 import { FakeLogger } from '../../helpers/lambda';
-import { freePort } from '../../helpers/moto-server';
+import { freePort } from '../../helpers/ports';
 import {
   LocalServer,
   opensslAvailable,
