@@ -60,10 +60,10 @@ const envSchema = z.object({
   /**
    * How long a new checkout may wait for its turn at the database gate; one that would
    * wait longer gets 503 + Retry-After at once, nothing written (service/db/gate.ts).
-   * Shorter sheds sooner under overload but also sheds bursts a closed loop of clients
-   * makes at peak (bench/checkout.ts, "Benchmark" in docs/checkout-service.md).
+   * Under 3x the peak rate on the bench box, 25 ms held accepted checkouts to a p99 of
+   * about 175 ms, 100 ms to about 310 ms ("Benchmark" in docs/checkout-service.md).
    */
-  MAX_DB_QUEUE_MS: ms(1, 60_000).default(100),
+  MAX_DB_QUEUE_MS: ms(1, 60_000).default(25),
   /** Event-loop delay (p99 over the last half second) above which new requests get 503. */
   MAX_EVENT_LOOP_DELAY_MS: ms(10, 10_000).default(200),
   /** Seconds sent in Retry-After when shedding. */

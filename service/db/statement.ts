@@ -16,9 +16,9 @@ import { Admission, gateOf } from './gate';
  * which turns the proxy's multiplexing off for every connection of the service; since
  * November 2023 it multiplexes the unnamed extended protocol. The cost: PostgreSQL parses
  * and plans each statement again. The checkout's two statements are large CTEs, so that
- * is measurable on the database (bench/checkout.ts: about 30% more PostgreSQL CPU per
- * checkout, pgbench about 1.7x faster with `--protocol=prepared`), while the service's
- * own CPU barely changes (about 8%).
+ * is measurable on the database (bench/checkout.ts: about 20% more PostgreSQL CPU per
+ * checkout, pgbench about twice as fast with `--protocol=prepared`), while the service's
+ * own CPU changes by 5-10%.
  *
  * `DB_NAMED_STATEMENTS=true` ({@link nameStatementsOn}) prepares each statement once per
  * connection under its tag instead: only for a direct connection to PostgreSQL, never

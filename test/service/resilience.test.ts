@@ -254,11 +254,21 @@ describeWithPostgres('resilience', () => {
     withHarness(
       '400 concurrent multi-SKU carts, half declined: no deadlock, no 503, nothing left in progress, stock exact',
       {
-        // Room for all 400 at once: this test is about locks, not about shedding or bulkheads.
+        // Room for all 400 at once: this test is about locks, not about shedding, bulkheads,
+        // gateway timeouts or the breaker. On a busy 2-core CI box 400 concurrent carts can
+        // hold the event loop long enough for a 2 s payment attempt to time out, and a
+        // deferred (201 PENDING_PAYMENT) decline is not the answer this test checks.
         PAYMENT_MAX_CONCURRENT: '1000',
         PAYMENT_MAX_QUEUED: '1000',
+        PAYMENT_ATTEMPT_TIMEOUT_MS: '20000',
+        PAYMENT_RETRIES: '0',
+        PAYMENT_BREAKER_THRESHOLD: '1000000',
+        MAX_IN_FLIGHT: '1000',
+        MAX_DB_QUEUE_MS: '60000',
+        MAX_EVENT_LOOP_DELAY_MS: '10000',
         DB_CONNECT_TIMEOUT_MS: '20000',
         DB_STATEMENT_TIMEOUT_MS: '20000',
+        IDEMPOTENCY_LEASE_MS: '60000', // >= statement timeout + one payment attempt
       },
       async (h) => {
         const url = h.service.url;
