@@ -14,6 +14,13 @@
  *      DynamoDB's round trips), new events and then the same events again; the probe
  *      against 10 endpoints on a local TLS server (needs openssl), per endpoint.
  *
+ * The inventory reconciler (it uses no SDK client, so it has one bundle: as deployed) gets
+ * the same bundle and cold-init figures, and then runs against a local PostgreSQL (needs
+ * one at DATABASE_URL, default postgres://postgres@127.0.0.1:5432, as the tests do) with
+ * the service's schema and order histories of growing size: the time to cancel expired
+ * orders (per order) and to recount the ledger (the drift statement, which reads every
+ * order line), against its 20 s statement timeout.
+ *
  * Figures are for this machine (2 shared cores, x86_64 Node 20), not for Lambda's arm64;
  * compare them with each other and with docs/workers.md.
  */
@@ -27,30 +34,40 @@ import { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 import { parseProbeEndpoint } from '../lambda/certificate-probe/contract';
 import { createProbeHandler } from '../lambda/certificate-probe/probe';
 import { readCertificate } from '../lambda/certificate-probe/tls';
+import { RECONCILER_DATABASE } from '../lambda/inventory-reconciler/contract';
+import { measureDrift } from '../lambda/inventory-reconciler/drift';
+import { releaseExpiredOrders } from '../lambda/inventory-reconciler/release';
 import { createOrderEventsHandler } from '../lambda/order-events/handler';
+import { PAYMENT_RETRY_INIT_ENV, paymentRetryBench } from './payment-retry';
+import { RECONCILER_EXTERNAL_MODULES } from '../lib/constructs/inventory-reconciler';
 import { REPO_ROOT, WorkerFunction } from '../lib/constructs/worker-function';
 import { InMemoryPersistenceLayer } from '../test/helpers/in-memory-idempotency';
-import { FakeLogger, FakeMetrics, lambdaContext, sqsEvent, sqsRecord } from '../test/helpers/lambda';
+import { FakeLogger, FakeMetrics } from '../test/helpers/lambda';
 import { newApp } from '../test/helpers/app';
+import { createTestDatabase } from '../test/service/helpers/database';
+import { migrate } from '../service/db/migrations';
+import { Client, Pool } from 'pg';
 import { selfSignedCertificate, startTlsServer } from '../test/helpers/tls-server';
+import { deployedBundle, kb, median, ms, perRecordTimes, printDeployedBundle } from './worker-bench';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 10);
 const WORKERS = ['order-events', 'certificate-probe'] as const;
 type Worker = (typeof WORKERS)[number];
 
 /** What each bundle reads from its environment at init (no call is made). */
-const INIT_ENV: Record<Worker, Record<string, string>> = {
+const INIT_ENV: Record<Worker | 'inventory-reconciler' | 'payment-retry', Record<string, string>> = {
+  'payment-retry': PAYMENT_RETRY_INIT_ENV,
+  'inventory-reconciler': {
+    HOLD_MS: '1900800000',
+    DB_IAM_AUTH: 'true',
+    DB_HOST: 'bench.proxy-abc.us-east-1.rds.amazonaws.com',
+    DB_PORT: '5432',
+    DB_USER: 'checkout',
+    POWERTOOLS_METRICS_NAMESPACE: 'Bench',
+  },
   'order-events': { IDEMPOTENCY_TABLE_NAME: 'bench', IDEMPOTENCY_EXPIRES_AFTER_SECONDS: '1900800' },
   'certificate-probe': { PROBE_ENDPOINTS: '["shop.example.com"]', POWERTOOLS_METRICS_NAMESPACE: 'Bench' },
 };
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
-const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
-const ms = (value: number) => `${value.toFixed(1)} ms`;
 
 /** Synthesizes one WorkerFunction per worker and returns each bundle's directory. */
 function bundles(externalModules?: string[]): Record<Worker, string> {
@@ -76,8 +93,25 @@ function bundles(externalModules?: string[]): Record<Worker, string> {
   ) as Record<Worker, string>;
 }
 
+/** The inventory reconciler's bundle as deployed (its construct's externals), and its directory. */
+function reconcilerBundle(): string {
+  return deployedBundle('BenchReconciler', 'inventory-reconciler', {
+    entry: join(REPO_ROOT, 'lambda', 'inventory-reconciler', 'index.ts'),
+    serviceName: 'inventory-reconciler',
+    timeout: Duration.seconds(90),
+    memorySize: 256,
+    reservedConcurrency: 1,
+    bundling: { externalModules: RECONCILER_EXTERNAL_MODULES },
+  });
+}
+
 /** Milliseconds a fresh node spends requiring the bundle (median of RUNS), and the whole process. */
-function coldInit(dir: string, worker: Worker, sourceMaps: boolean, sdkFromNodeModules: boolean) {
+function coldInit(
+  dir: string,
+  worker: Worker | 'inventory-reconciler' | 'payment-retry',
+  sourceMaps: boolean,
+  sdkFromNodeModules: boolean,
+) {
   const script =
     'const c=process.cpuUsage(),t=performance.now();require(process.argv[1]);const u=process.cpuUsage(c);' +
     'process.stdout.write(JSON.stringify([performance.now()-t,(u.user+u.system)/1000]))';
@@ -136,29 +170,14 @@ async function orderEventsPerRecord(): Promise<{ fresh: number; duplicate: numbe
       via: 'log',
     }),
   });
-  const batch = () =>
-    Array.from({ length: 10 }, () =>
-      JSON.stringify({
-        eventId: `outbox-${randomUUID()}`,
-        type: 'OrderConfirmed',
-        orderId: randomUUID(),
-        amountCents: 1,
-      }),
-    );
-  const time = async (bodies: string[]) => {
-    const started = performance.now();
-    await handler(sqsEvent(...bodies.map((b) => sqsRecord(b))), lambdaContext());
-    return (performance.now() - started) / bodies.length;
-  };
-  for (let i = 0; i < 20; i++) await time(batch()); // warm up
-  const fresh: number[] = [];
-  const duplicate: number[] = [];
-  for (let i = 0; i < 200; i++) {
-    const bodies = batch();
-    fresh.push(await time(bodies));
-    duplicate.push(await time(bodies));
-  }
-  return { fresh: median(fresh), duplicate: median(duplicate) };
+  return perRecordTimes(handler, () =>
+    JSON.stringify({
+      eventId: `outbox-${randomUUID()}`,
+      type: 'OrderConfirmed',
+      orderId: randomUUID(),
+      amountCents: 1,
+    }),
+  );
 }
 
 async function probePerEndpoint(): Promise<number | undefined> {
@@ -183,6 +202,91 @@ async function probePerEndpoint(): Promise<number | undefined> {
     return median(times);
   } finally {
     await server.close();
+  }
+}
+
+/**
+ * The reconciler's two statements against histories of `orders` orders (2 lines each,
+ * over 200 SKUs; a quarter each PAYMENT_IN_PROGRESS, PENDING_PAYMENT, CONFIRMED,
+ * PAYMENT_DECLINED), `expired` of the pending ones past the hold: the cancellations (one
+ * statement each) and the recount. Seeded with SQL, counted as migration 0005 counts.
+ */
+async function reconcilerRuns(sizes: readonly number[], expired: number): Promise<void> {
+  let db;
+  try {
+    db = await createTestDatabase();
+  } catch (err) {
+    console.log(`  inventory-reconciler: skipped (no PostgreSQL: ${(err as Error).message})`);
+    return;
+  }
+  const pool = new Pool({ connectionString: db.url, max: 2 });
+  const client = new Client({
+    connectionString: db.url,
+    statement_timeout: RECONCILER_DATABASE.DB_STATEMENT_TIMEOUT_MS,
+  });
+  try {
+    await migrate(pool);
+    await client.connect();
+    await db.query(
+      "INSERT INTO inventory (sku, available, price_cents) SELECT 'B-' || g, 1000000000, 100 FROM generate_series(1, 200) g",
+    );
+    let seeded = 0;
+    for (const size of sizes) {
+      await db.query(
+        `INSERT INTO orders (id, idempotency_key, customer_id, status, amount_cents, currency, payment_token, released_at, updated_at)
+         SELECT gen_random_uuid(), 'bench-' || g, 'c',
+                (ARRAY['PAYMENT_IN_PROGRESS', 'PENDING_PAYMENT', 'CONFIRMED', 'PAYMENT_DECLINED'])[g % 4 + 1],
+                200, 'USD', 't', CASE WHEN g % 4 = 3 THEN now() END, now()
+           FROM generate_series($1::int + 1, $2::int) g`,
+        [seeded, size],
+      );
+      await db.query(
+        `INSERT INTO order_items (order_id, sku, quantity, unit_price_cents)
+         SELECT o.id, 'B-' || (1 + abs(hashtext(o.id::text || s)) % 200), 1, 100
+           FROM orders o, generate_series(1, 2) s
+          WHERE NOT EXISTS (SELECT FROM order_items oi WHERE oi.order_id = o.id)
+         ON CONFLICT DO NOTHING`,
+      );
+      seeded = size;
+      await db.query(
+        `WITH units AS (
+           SELECT oi.sku, sum(oi.quantity) AS units FROM order_items oi JOIN orders o ON o.id = oi.order_id
+            WHERE o.status IN ('PAYMENT_IN_PROGRESS', 'PENDING_PAYMENT', 'CONFIRMED') GROUP BY oi.sku)
+         UPDATE inventory i SET counted_units = i.available + coalesce(u.units, 0)
+           FROM inventory j LEFT JOIN units u ON u.sku = j.sku WHERE j.sku = i.sku`,
+      );
+      await db.query('ANALYZE');
+      const lines = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM order_items'))[0].n;
+      await db.query(
+        `UPDATE orders SET updated_at = now() - interval '30 days'
+          WHERE id IN (SELECT id FROM orders WHERE status = 'PENDING_PAYMENT' AND updated_at > now() - interval '1 day' LIMIT $1)`,
+        [expired],
+      );
+      const started = performance.now();
+      const released = await releaseExpiredOrders(client, {
+        holdMs: 22 * 86_400_000,
+        batchSize: 100,
+        deadline: Number.POSITIVE_INFINITY,
+        reason: 'bench',
+      });
+      const releaseMs = performance.now() - started;
+      const driftTimes: number[] = [];
+      let drift = 0;
+      for (let i = 0; i < 5; i++) {
+        const t = performance.now();
+        drift = (await measureDrift(client)).driftUnits;
+        driftTimes.push(performance.now() - t);
+      }
+      console.log(
+        `  ${String(size).padStart(8)} orders, ${String(lines).padStart(8)} lines: ` +
+          `${released.cancelled.length} cancelled in ${ms(releaseMs)} (${ms(releaseMs / Math.max(1, released.cancelled.length))} each); ` +
+          `recount ${ms(median(driftTimes))} (median of 5), drift ${drift}`,
+      );
+    }
+  } finally {
+    await client.end().catch(() => undefined);
+    await pool.end();
+    await db.drop();
   }
 }
 
@@ -231,6 +335,14 @@ async function main(): Promise<void> {
       ? '  certificate-probe: skipped (openssl not installed)'
       : `  certificate-probe, per endpoint (local TLS handshake, 10 in parallel): ${ms(probe)}`,
   );
+
+  printDeployedBundle('inventory-reconciler', reconcilerBundle(), (dir, sourceMaps) =>
+    coldInit(dir, 'inventory-reconciler', sourceMaps, true),
+  );
+  console.log('\ninventory-reconciler against local PostgreSQL (1 000 expired orders per size):');
+  await reconcilerRuns([10_000, 100_000, 500_000], 1_000);
+
+  await paymentRetryBench((dir, sourceMaps) => coldInit(dir, 'payment-retry', sourceMaps, true));
 }
 
 main().catch((err: unknown) => {

@@ -1,6 +1,7 @@
 import { Stage, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks, NIST80053R5Checks, PCIDSS321Checks, ServerlessChecks } from 'cdk-nag';
 import { IConstruct } from 'constructs';
+import { RESILIENCE_PACK, ResilienceChecks } from './nag/resilience-checks';
 import { WIRING_PACK, WiringChecks } from './nag/wiring-checks';
 
 /** The cdk-nag packs every app and every test synth registers. */
@@ -10,6 +11,7 @@ export const COMPLIANCE_PACKS = [
   'PCI.DSS.321',
   'Serverless',
   WIRING_PACK,
+  RESILIENCE_PACK,
 ] as const;
 
 /**
@@ -17,8 +19,11 @@ export const COMPLIANCE_PACKS = [
  * (the last checks Lambda functions, event source mappings, queues and EventBridge
  * targets for failure handling, tracing and log retention) and the project's own
  * wiring pack (lib/nag: every interaction the system needs is allowed by
- * the policies, key policies and security groups of the template) on a stage (usually
- * the App). Any unacknowledged finding then fails synthesis.
+ * the policies, key policies and security groups of the template) and resilience pack
+ * (lib/nag/resilience-checks.ts: redrive policies, ELB health checks over two zones,
+ * IMDSv2, alarm actions and runbooks, FIS stop conditions, Lambda timeouts and reserved
+ * concurrency, failover health checks, idempotency lifetimes) on a stage (usually the
+ * App). Any unacknowledged finding then fails synthesis.
  */
 export function addCompliancePacks(stage: Stage): void {
   Validations.of(stage).addPlugins(
@@ -27,6 +32,7 @@ export function addCompliancePacks(stage: Stage): void {
     new PCIDSS321Checks(stage),
     new ServerlessChecks(stage),
     new WiringChecks(stage),
+    new ResilienceChecks(stage),
   );
 }
 

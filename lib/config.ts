@@ -186,6 +186,14 @@ export const configSchema = z
     database: databaseSchema,
     service: serviceSchema,
     waf: wafSchema.default({ ipRateLimit: 2_000 }),
+    /**
+     * A multi-region CloudTrail trail of the account's management events, in the primary
+     * stack (lib/constructs/audit-trail.ts). `false` where an organization trail already
+     * records them: a second copy of management events costs $2 per 100,000.
+     */
+    auditTrail: z
+      .boolean('must be true (deploy the audit trail) or false (an organization trail exists)')
+      .default(true),
   })
   .superRefine((cfg, ctx) => {
     if (cfg.profile === 'production' && !cfg.standby) {

@@ -6,6 +6,7 @@ import { CheckoutRequest, CheckoutService } from './checkout';
 import { DatabaseBusyError, DatabaseGate } from './db/gate';
 import { InFlightWork } from './http/in-flight';
 import { Metrics } from './metrics';
+import { setStock } from './orders/stock';
 
 /** Runtime state the health routes report. */
 export interface ServiceState {
@@ -288,11 +289,8 @@ export function buildHttpApp(options: AppOptions): FastifyInstance {
     counted(async (request) => {
       const { sku } = request.params;
       const { available, priceCents } = request.body;
-      await pool.query(
-        `INSERT INTO inventory (sku, available, price_cents) VALUES ($1, $2, $3)
-         ON CONFLICT (sku) DO UPDATE SET available = $2, price_cents = $3, updated_at = now()`,
-        [sku, available, priceCents],
-      );
+      // A count: the inventory reconciler measures drift from what this records.
+      await setStock(pool, sku, available, priceCents);
       return { sku, available, priceCents };
     }),
   );

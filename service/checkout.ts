@@ -4,6 +4,7 @@ import { ConflictRetryOptions, retryOnConflict } from './db/transaction';
 import { IdempotencyStore, StoredKey } from './idempotency/store';
 import { Metrics } from './metrics';
 import { CheckoutRequest, Order, mergeLines, requestHash } from './orders/order';
+import { orderIdForKey } from './orders/order-id';
 import { RecordableOutcome, Recorded, recordOutcome } from './orders/outcome';
 import {
   AcceptedStatus,
@@ -94,7 +95,8 @@ export class CheckoutService {
     let fetched: Promise<RecommendationsResult> | undefined;
     const recommendations = () => (fetched ??= this.deps.recommender.recommend(request.customerId));
     const draft: DraftOrder = {
-      id: randomUUID(),
+      // Derived from the key: a retry after a failover that lost the order pays with the same id.
+      id: orderIdForKey(key),
       key,
       requestHash: requestHash(request),
       leaseToken: randomUUID(),

@@ -44,6 +44,22 @@ const envSchema = z.object({
   /** Payment bulkhead: concurrent calls, and how many more may wait. */
   PAYMENT_MAX_CONCURRENT: count(1, 1_000).default(50),
   PAYMENT_MAX_QUEUED: count(0, 10_000).default(100),
+  /**
+   * The gateway's API key itself, sent as `Authorization: Bearer <key>`: for local runs.
+   * In AWS use PAYMENT_API_KEY_SECRET_ID, which picks up a rotated key without a restart.
+   */
+  PAYMENT_API_KEY: z.string().min(1).optional(),
+  /**
+   * ARN or name of the Secrets Manager secret whose SecretString is the gateway's API key:
+   * read at start, again every PAYMENT_API_KEY_REFRESH_MS, and at once when the gateway
+   * refuses the key (401/403) (service/payment-api-key.ts).
+   */
+  PAYMENT_API_KEY_SECRET_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9/_+=.@:-]{1,2048}$/, 'must be the ARN or name of a Secrets Manager secret')
+    .optional(),
+  /** How old the key read from PAYMENT_API_KEY_SECRET_ID may get before it is read again. */
+  PAYMENT_API_KEY_REFRESH_MS: ms(10_000, 86_400_000).default(300_000),
 
   RECOMMENDATIONS_TIMEOUT_MS: ms(10, 5_000).default(300),
 
@@ -200,6 +216,41 @@ function httpAndOutboxTimeoutProblems(config: ServiceConfig): string[] {
   return problems;
 }
 
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/**
+ * The API key rules. Exactly one of PAYMENT_API_KEY and PAYMENT_API_KEY_SECRET_ID, except
+ * for a gateway on a loopback address, which can only be the bundled fake (the fleet's
+ * sandbox, `npm run service:local`, tests) and may take none; and a key never goes over
+ * plain http to another host.
+ */
+function paymentApiKeyProblems(config: ServiceConfig): string[] {
+  const url = new URL(config.PAYMENT_URL);
+  const fake = LOOPBACK_HOSTS.has(url.hostname);
+  const hasKey = config.PAYMENT_API_KEY !== undefined;
+  const hasSecret = config.PAYMENT_API_KEY_SECRET_ID !== undefined;
+  if (hasKey && hasSecret) {
+    return [
+      'PAYMENT_API_KEY_SECRET_ID: cannot be combined with PAYMENT_API_KEY (two sources of one key); ' +
+        'unset PAYMENT_API_KEY to read the key from Secrets Manager (a rotated key is then picked up without a restart), ' +
+        'or unset PAYMENT_API_KEY_SECRET_ID to give the key itself (local runs)',
+    ];
+  }
+  if (!hasKey && !hasSecret && !fake) {
+    return [
+      `PAYMENT_API_KEY_SECRET_ID: is required for the payment gateway at ${url.origin} (the ARN or name of the ` +
+        'Secrets Manager secret holding its API key); or PAYMENT_API_KEY with the key itself for a local run. ' +
+        'Only a gateway on a loopback address (the bundled fake: sandbox, local runs) takes no key',
+    ];
+  }
+  if ((hasKey || hasSecret) && url.protocol !== 'https:' && !fake) {
+    return [
+      `PAYMENT_URL: must be an https:// URL when an API key is sent (it would travel in clear to ${url.host})`,
+    ];
+  }
+  return [];
+}
+
 /** Reads and validates the configuration from an environment (process.env by default). */
 export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
   const input = nonEmpty(env);
@@ -216,6 +267,8 @@ export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): Service
       `PAYMENT_BACKOFF_MAX_MS: must be at least PAYMENT_BACKOFF_INITIAL_MS (${config.PAYMENT_BACKOFF_INITIAL_MS})`,
     ]);
   }
+  const keyProblems = paymentApiKeyProblems(config);
+  if (keyProblems.length > 0) throw new ServiceConfigError(keyProblems);
   const timeoutProblems = httpAndOutboxTimeoutProblems(config);
   if (timeoutProblems.length > 0) throw new ServiceConfigError(timeoutProblems);
   const leaseProblem = idempotencyLeaseProblem(config);

@@ -26,6 +26,7 @@ import {
   shouldRetryPayment,
 } from './errors';
 import { OutboundHttpClient, OutboundRequestError, OutboundResponse } from './http/outbound';
+import { PaymentApiKeySource, staticApiKey } from './payment-api-key';
 
 /** What the checkout needs to charge. */
 export interface ChargeRequest {
@@ -45,6 +46,31 @@ export type ChargeOutcome =
   | { readonly kind: 'deferred'; readonly cause: DeferralCause }
   /** The gateway refused the request itself (a misconfiguration): not the customer's doing. */
   | { readonly kind: 'rejected'; readonly error: PaymentRejectedError };
+
+/** The client's policy (the service's PAYMENT_* settings) and its credentials. */
+export type PaymentClientOptions = Pick<
+  ServiceConfig,
+  | 'PAYMENT_ATTEMPT_TIMEOUT_MS'
+  | 'PAYMENT_RETRIES'
+  | 'PAYMENT_BACKOFF_INITIAL_MS'
+  | 'PAYMENT_BACKOFF_MAX_MS'
+  | 'PAYMENT_BREAKER_THRESHOLD'
+  | 'PAYMENT_BREAKER_HALF_OPEN_AFTER_MS'
+  | 'PAYMENT_MAX_CONCURRENT'
+  | 'PAYMENT_MAX_QUEUED'
+> & {
+  /**
+   * The gateway's API key, sent as `Authorization: Bearer <key>` on every call: the key
+   * itself, or a source that reads it (and reads it again on a 401 or 403,
+   * service/payment-api-key.ts).
+   *
+   * @default - no Authorization header: only the bundled fake gateway takes that
+   */
+  readonly apiKey?: string | PaymentApiKeySource;
+};
+
+/** The statuses that mean "this API key is not (or no longer) accepted". */
+const KEY_REFUSED = new Set([401, 403]);
 
 /** The gateway port; the checkout depends on this, tests may substitute it. */
 export interface PaymentGateway {
@@ -67,6 +93,12 @@ export interface PaymentGateway {
  * reading of its response), so a hung gateway really is abandoned. The order id is the gateway's Idempotency-Key on every attempt,
  * so a retry after a lost response never charges twice.
  *
+ * The API key: every request carries `Authorization: Bearer <key>`. When the gateway
+ * answers 401 or 403, the key source reads the key again (a rotation may have replaced
+ * it) and, if it got another one, the same request (same Idempotency-Key) is sent once
+ * more within the same attempt; only a refusal of the key just read counts as a
+ * rejection (the misconfiguration path: not retried, opens the breaker).
+ *
  * The half-open gate: while cockatiel's breaker runs its half-open trial, it makes every
  * other caller wait for the trial's outcome (up to a whole attempt timeout) and then
  * re-run. For a checkout that is the hang the breaker exists to avoid (measured: p99 of
@@ -81,22 +113,12 @@ export class HttpPaymentGateway implements PaymentGateway {
   private readonly attemptPolicy: IPolicy;
   /** Kept-alive connections to the gateway, at most one per bulkhead slot. */
   private readonly http: OutboundHttpClient;
+  /** Where the API key comes from (undefined: none is sent). */
+  private readonly apiKey?: PaymentApiKeySource;
 
-  constructor(
-    baseUrl: string,
-    config: Pick<
-      ServiceConfig,
-      | 'PAYMENT_ATTEMPT_TIMEOUT_MS'
-      | 'PAYMENT_RETRIES'
-      | 'PAYMENT_BACKOFF_INITIAL_MS'
-      | 'PAYMENT_BACKOFF_MAX_MS'
-      | 'PAYMENT_BREAKER_THRESHOLD'
-      | 'PAYMENT_BREAKER_HALF_OPEN_AFTER_MS'
-      | 'PAYMENT_MAX_CONCURRENT'
-      | 'PAYMENT_MAX_QUEUED'
-    >,
-  ) {
+  constructor(baseUrl: string, config: PaymentClientOptions) {
     this.http = new OutboundHttpClient(baseUrl, config.PAYMENT_MAX_CONCURRENT);
+    this.apiKey = typeof config.apiKey === 'string' ? staticApiKey(config.apiKey) : config.apiKey;
     // Which errors are retried and which open the breaker: decided in errors.ts only.
     this.breaker = circuitBreaker(handleWhen(opensPaymentBreaker), {
       halfOpenAfter: config.PAYMENT_BREAKER_HALF_OPEN_AFTER_MS,
@@ -175,13 +197,37 @@ export class HttpPaymentGateway implements PaymentGateway {
     this.http.close();
   }
 
+  /**
+   * One attempt: the charge with the current key and, when the gateway refuses that key
+   * (401/403) and the key source has another one, once more with it.
+   */
   private async attempt(request: ChargeRequest, signal: AbortSignal): Promise<string> {
-    let response: OutboundResponse;
+    const keys = this.apiKey;
+    const key = keys ? await keys.current() : undefined;
+    let response = await this.send(request, signal, key);
+    if (keys && key !== undefined && KEY_REFUSED.has(response.status)) {
+      const next = await keys.refreshAfterRejection(key);
+      if (signal.aborted) throw new PaymentTimeoutError('payment attempt timed out');
+      if (next !== undefined) response = await this.send(request, signal, next);
+    }
+    return this.chargeIdOf(response);
+  }
+
+  /** Sends the charge request; an error status is a response, no answer is an error. */
+  private async send(
+    request: ChargeRequest,
+    signal: AbortSignal,
+    key: string | undefined,
+  ): Promise<OutboundResponse> {
     try {
-      response = await this.http.request({
+      return await this.http.request({
         method: 'POST',
         path: '/charges',
-        headers: { 'content-type': 'application/json', 'idempotency-key': request.orderId },
+        headers: {
+          'content-type': 'application/json',
+          'idempotency-key': request.orderId,
+          ...(key !== undefined ? { authorization: `Bearer ${key}` } : {}),
+        },
         body: JSON.stringify(request),
         signal,
       });
@@ -195,8 +241,12 @@ export class HttpPaymentGateway implements PaymentGateway {
         });
       }
       // The status arrived, the body did not: an error status still says what happened.
-      response = { status, ok: status >= 200 && status < 300, body: '' };
+      return { status, ok: status >= 200 && status < 300, body: '' };
     }
+  }
+
+  /** The charge id of a success; the payment error its status means otherwise. */
+  private chargeIdOf(response: OutboundResponse): string {
     let body: { chargeId?: unknown; reason?: unknown; message?: unknown; error?: unknown } = {};
     try {
       body = (JSON.parse(response.body) as typeof body | null) ?? {};

@@ -12,6 +12,7 @@ import { InFlightWork } from './http/in-flight';
 import { migrate } from './db/migrations';
 import { Metrics } from './metrics';
 import { OutboxRelay, createSqsClient } from './outbox/relay';
+import { startPaymentApiKey } from './payment-api-key';
 import { HttpPaymentGateway, PaymentGateway } from './payment-client';
 import { HttpRecommender } from './recommendations-client';
 
@@ -65,6 +66,9 @@ export async function startService(
   config: ServiceConfig,
   logger = pino({ level: config.LOG_LEVEL }),
 ): Promise<RunningService> {
+  // The gateway's API key first: a secret that cannot be read stops the start here, with
+  // its reason, before anything listens or connects.
+  const apiKey = await startPaymentApiKey(config, logger);
   const state: ServiceState = { started: false, draining: false };
   const metrics = new Metrics();
   const pool = createPool(config);
@@ -74,7 +78,7 @@ export async function startService(
     queueBudgetMs: config.MAX_DB_QUEUE_MS,
   });
   gateStatements(pool, databaseGate);
-  const payments = new HttpPaymentGateway(config.PAYMENT_URL, config);
+  const payments = new HttpPaymentGateway(config.PAYMENT_URL, { ...config, apiKey });
   // Every worker process runs its own relay (and stuck-order sweep): rows are taken with
   // FOR UPDATE SKIP LOCKED, so processes and instances never send the same row at once.
   const relay = new OutboxRelay({

@@ -1,13 +1,16 @@
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
-import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
 import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/persistence';
-import type { Logger } from '@aws-lambda-powertools/logger';
-import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
-import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { integerEnv, requiredEnv } from '../shared/env';
-import { MalformedMessageError, isTransient } from '../shared/errors';
+import {
+  type WorkerLogger,
+  type WorkerMetrics,
+  createIdempotentSqsBatchHandler,
+} from '../shared/idempotent-batch';
 import type { AppliedEvent, ApplyEvent } from './fulfilment';
 import { type OrderEvent, parseOrderEvent } from './schema';
+
+export type { WorkerLogger, WorkerMetrics };
 
 /**
  * Prefix of this worker's idempotency keys. Fixed, not Powertools' default (the function
@@ -15,14 +18,6 @@ import { type OrderEvent, parseOrderEvent } from './schema';
  * the replica of the same global table, must find the records already written.
  */
 export const IDEMPOTENCY_KEY_PREFIX = 'order-events';
-
-/** The logger calls the worker makes (Powertools' Logger; a fake in tests). */
-export type WorkerLogger = Pick<Logger, 'info' | 'warn' | 'error' | 'addContext'>;
-/** The metric calls the worker makes (Powertools' Metrics, as EMF; a fake in tests). */
-export interface WorkerMetrics {
-  addMetric(name: string, unit: Parameters<Metrics['addMetric']>[1], value: number): unknown;
-  publishStoredMetrics(): unknown;
-}
 
 /** What the handler needs from the outside; `index.ts` builds the real ones once per container. */
 export interface OrderEventsDeps {
@@ -59,9 +54,9 @@ export function readOrderEventsEnv(env: Readonly<Record<string, string | undefin
 /**
  * The `order-events` worker: applies each event once, whatever SQS delivers.
  *
- * Powertools' documented batch + idempotency pattern: `processPartialResponse` runs the
- * record handler for every record and reports the failed ones as batch item failures
- * (only those are retried); the record handler is made idempotent with `makeIdempotent`,
+ * Powertools' documented batch + idempotency pattern (../shared/idempotent-batch.ts):
+ * `processPartialResponse` runs the record handler for every record and reports the
+ * failed ones as batch item failures (only those are retried); the record handler is made idempotent with `makeIdempotent`,
  * keyed on the event's `eventId` (the outbox row's id, the same in every copy the relay
  * sends and in a message redriven from the DLQ, both of which get a new SQS messageId),
  * and `registerLambdaContext` bounds an in-progress record by the invocation's remaining
@@ -80,69 +75,25 @@ export function readOrderEventsEnv(env: Readonly<Record<string, string | undefin
 export function createOrderEventsHandler(
   deps: OrderEventsDeps,
 ): (event: SQSEvent, context: Context) => Promise<SQSBatchResponse> {
-  const { logger, metrics } = deps;
-  const config = new IdempotencyConfig({
+  const { metrics } = deps;
+  return createIdempotentSqsBatchHandler({
+    logger: deps.logger,
+    metrics,
+    persistenceStore: deps.persistenceStore,
+    expiresAfterSeconds: deps.expiresAfterSeconds,
+    keyPrefix: IDEMPOTENCY_KEY_PREFIX,
     eventKeyJmesPath: 'eventId',
     payloadValidationJmesPath: '[type, orderId]',
-    throwOnNoIdempotencyKey: true,
-    expiresAfterSeconds: deps.expiresAfterSeconds,
-  });
-  const processor = new BatchProcessor(EventType.SQS);
-
-  // The record handler proper; the idempotency payload is the validated event (argument 1).
-  const applyOnce = makeIdempotent(
-    async (_record: SQSRecord, event: OrderEvent): Promise<AppliedEvent> => {
+    parse: parseOrderEvent,
+    apply: async (event: OrderEvent): Promise<AppliedEvent> => {
       const applied = await deps.apply(event);
       metrics.addMetric('EventsApplied', MetricUnit.Count, 1);
       return applied;
     },
-    {
-      persistenceStore: deps.persistenceStore,
-      config,
-      keyPrefix: IDEMPOTENCY_KEY_PREFIX,
-      dataIndexArgument: 1,
+    logMessages: {
+      malformed: 'malformed order event: it fails until it reaches the dead-letter queue',
+      retried: 'order event not applied, will be retried',
+      refused: 'order event refused, will reach the dead-letter queue',
     },
-  );
-
-  const recordHandler = async (record: SQSRecord): Promise<AppliedEvent> => {
-    const receiveCount = Number(record.attributes.ApproximateReceiveCount);
-    let event: OrderEvent;
-    try {
-      event = parseOrderEvent(record.messageId, record.body);
-    } catch (err) {
-      const problems = err instanceof MalformedMessageError ? err.problems : [String(err)];
-      logger.error('malformed order event: it fails until it reaches the dead-letter queue', {
-        messageId: record.messageId,
-        receiveCount,
-        problems,
-      });
-      metrics.addMetric('MalformedMessages', MetricUnit.Count, 1);
-      throw err;
-    }
-    try {
-      return await applyOnce(record, event);
-    } catch (err) {
-      const detail = {
-        messageId: record.messageId,
-        eventId: event.eventId,
-        orderId: event.orderId,
-        receiveCount,
-        transient: isTransient(err),
-        error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
-      };
-      if (isTransient(err)) logger.warn('order event not applied, will be retried', detail);
-      else logger.error('order event refused, will reach the dead-letter queue', detail);
-      throw err;
-    }
-  };
-
-  return async (event, context) => {
-    config.registerLambdaContext(context);
-    logger.addContext(context);
-    try {
-      return await processPartialResponse(event, recordHandler, processor, { context });
-    } finally {
-      metrics.publishStoredMetrics();
-    }
-  };
+  });
 }

@@ -27,6 +27,13 @@ export class MalformedMessageError extends WorkerError {
   }
 }
 
+/**
+ * A well-formed record that fails the same way on every attempt for what it refers to,
+ * such as an order that does not exist. Like a malformed message, it fails until the
+ * queue's maxReceiveCount moves it to the dead-letter queue, logged as permanent.
+ */
+export class UnprocessableRecordError extends WorkerError {}
+
 /** A downstream call (HTTP endpoint) failed. `status` is absent when there was no answer. */
 export class DownstreamError extends WorkerError {
   constructor(
@@ -48,11 +55,11 @@ const PERMANENT_IDEMPOTENCY_ERRORS = new Set(['IdempotencyValidationError', 'Ide
 /**
  * Whether a failure may succeed on a later attempt: no answer, a timeout, 408, 429, 5xx,
  * an idempotency record still in progress, or anything unforeseen (retrying is bounded by
- * the queue's maxReceiveCount). A malformed message, a 4xx rejection or an idempotency
- * key reused with another payload fails the same way every time.
+ * the queue's maxReceiveCount). A malformed message, an unprocessable record, a 4xx
+ * rejection or an idempotency key reused with another payload fails the same way every time.
  */
 export function isTransient(err: unknown): boolean {
-  if (err instanceof MalformedMessageError) return false;
+  if (err instanceof MalformedMessageError || err instanceof UnprocessableRecordError) return false;
   if (err instanceof Error && PERMANENT_IDEMPOTENCY_ERRORS.has(err.name)) return false;
   if (err instanceof DownstreamError) {
     return err.status === undefined || err.status === 408 || err.status === 429 || err.status >= 500;

@@ -1,11 +1,9 @@
 import { join } from 'node:path';
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
-import * as events from 'aws-cdk-lib/aws-events';
-import * as targets from 'aws-cdk-lib/aws-events-targets';
+import type * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import {
   DAYS_TO_EXPIRY_METRIC,
@@ -17,10 +15,11 @@ import {
 } from '../../lambda/certificate-probe/contract';
 import { acknowledge } from '../compliance';
 import { runbookAlarm } from './runbook-alarm';
+import { ScheduledWorkerProps, scheduleWorker, validateScheduleInterval } from './scheduled-worker';
 import { REPO_ROOT, WorkerFunction, WorkerVpcPlacement } from './worker-function';
 
 /** Properties of {@link CertificateProbe}. */
-export interface CertificateProbeProps {
+export interface CertificateProbeProps extends ScheduledWorkerProps {
   /** Endpoints to probe, `host` or `host:port` (443 when omitted). */
   readonly endpoints: string[];
 
@@ -54,25 +53,14 @@ export interface CertificateProbeProps {
 
   /**
    * Run inside the VPC (the probe then reaches the endpoints through the NAT gateway, as
-   * a customer would, from the outside).
+   * a customer would, from the outside). Its requests arrive from the NAT gateways'
+   * Elastic IPs: an endpoint that admits only some CIDRs must admit those
+   * (`LoadBalancer` does, given `vpcEgressIps: network.natGatewayPublicIps`), or the probe
+   * times out and its failure alarm fires.
    *
    * @default - outside any VPC
    */
   readonly vpc?: WorkerVpcPlacement;
-
-  /**
-   * Topic every alarm notifies (alarm and OK).
-   *
-   * @default - alarms without actions, exposed in `alarms`; wire them with `AlarmTopic.notify`
-   */
-  readonly alarmTopic?: sns.ITopic;
-
-  /**
-   * What happens to the log group and its key when the stack is deleted.
-   *
-   * @default RemovalPolicy.RETAIN
-   */
-  readonly removalPolicy?: RemovalPolicy;
 }
 
 /**
@@ -109,12 +97,7 @@ export class CertificateProbe extends Construct {
     if (props.endpoints.length === 0) {
       throw new Error('CertificateProbe endpoints is empty: list at least one host[:port] to probe');
     }
-    // Two periods are evaluated, and CloudWatch evaluates at most one day.
-    if (interval.toSeconds() < 60 || interval.toSeconds() > 12 * 3600 || interval.toSeconds() % 60 !== 0) {
-      throw new Error(
-        `CertificateProbe interval ${interval.toHumanString()} must be whole minutes from 1 minute to 12 hours`,
-      );
-    }
+    validateScheduleInterval('CertificateProbe', interval);
     if (connectTimeout.toSeconds() >= timeout.toSeconds()) {
       throw new Error(
         `CertificateProbe connectTimeout ${connectTimeout.toSeconds()} s must be shorter than the probe's timeout ${timeout.toSeconds()} s`,
@@ -161,21 +144,14 @@ export class CertificateProbe extends Construct {
       ['AwsSolutions-IAM5[Resource::*]'],
       'CloudWatch PutMetricData takes no resource ARN; the statement is scoped by the cloudwatch:namespace condition to the probe namespace alone.',
     );
-    acknowledge(
-      this.worker.function.node.defaultChild!,
-      ['NIST.800.53.R5-LambdaDLQ', 'Serverless-LambdaDLQ'],
-      'The schedule invokes the probe with an empty tick that holds nothing to replay; a failed run publishes no ProbeFailed value, which the probe-failure alarm treats as breaching, and the next tick runs it again.',
-    );
-
-    this.rule = new events.Rule(this, 'Schedule', {
+    this.rule = scheduleWorker(this, this.worker, {
       description: 'Runs the certificate probe',
-      schedule: events.Schedule.rate(interval),
-      targets: [
-        new targets.LambdaFunction(this.worker.function, {
-          retryAttempts: 2,
-          maxEventAge: Duration.hours(1),
-        }),
-      ],
+      interval,
+      maxEventAge: Duration.hours(1),
+      noLambdaDlqReason:
+        'The schedule invokes the probe with an empty tick that holds nothing to replay; a failed run publishes no ProbeFailed value, which the probe-failure alarm treats as breaching, and the next tick runs it again.',
+      noEventBusDlqReason:
+        'A missed run needs no replay: the next scheduled run probes again, and runs that never happen leave ProbeFailed without data, which the probe-failure alarm treats as breaching.',
     });
 
     for (const endpoint of this.endpoints) {
@@ -222,11 +198,5 @@ export class CertificateProbe extends Construct {
         alarm.addOkAction(action);
       }
     }
-
-    acknowledge(
-      this.rule.node.defaultChild!,
-      ['Serverless-EventBusDLQ'],
-      'A missed run needs no replay: the next scheduled run probes again, and runs that never happen leave ProbeFailed without data, which the probe-failure alarm treats as breaching.',
-    );
   }
 }

@@ -213,6 +213,8 @@ export class Database extends Construct {
   public readonly rotationSecurityGroup?: ec2.SecurityGroup;
   /** The EventBridge rule that reports a failed or abandoned rotation (primary only). */
   public readonly rotationFailureRule?: events.Rule;
+  /** Whether this is the secondary of a global database (read-only until promoted). */
+  private readonly isGlobalSecondary: boolean;
   /** Whether members auto-upgrade minor versions (never for a global database member). */
   public readonly autoMinorVersionUpgrade: boolean;
 
@@ -229,6 +231,7 @@ export class Database extends Construct {
     // reverse order; an automatic minor upgrade would also move real clusters away from
     // the template's version. Global members upgrade only through a deploy.
     const autoMinorVersionUpgrade = !props.global;
+    this.isGlobalSecondary = props.global?.role === 'secondary';
     this.autoMinorVersionUpgrade = autoMinorVersionUpgrade;
     this.port = port;
     this.applicationUser = props.applicationUser ?? 'checkout';
@@ -511,12 +514,32 @@ export class Database extends Construct {
   }
 
   /**
-   * The host clients connect to: the proxy's endpoint, or on a global secondary (no
-   * proxy) the cluster's writer endpoint, which accepts writes once the cluster is
-   * promoted. Pair it with {@link connectionPort}.
+   * The host clients connect to: the proxy's endpoint; on a global secondary (no proxy)
+   * the endpoint of its instance; else the cluster's writer endpoint. Pair it with
+   * {@link connectionPort}.
+   *
+   * Why the instance on a secondary: a secondary cluster's writer endpoint is inactive
+   * until the cluster is promoted ("All secondary Regions also have writer endpoints, but
+   * they're inactive", AWS Database Blog, "Automate Amazon Aurora Global Database endpoint
+   * management"), so a standby fleet pointed at it would never turn ready, its Route 53
+   * health check would stay unhealthy, and `npm run failover` would refuse the region.
+   * The instance endpoint answers before promotion (read-only: the service reports ready
+   * and refuses checkouts with 503) and, the instance being the one promoted to writer,
+   * takes writes after it without a configuration change. The standby runs one instance;
+   * the region-failover runbook says what to do before adding readers there.
    */
   public get endpoint(): string {
-    return this.proxy ? this.proxy.endpoint : this.cluster.clusterEndpoint.hostname;
+    if (this.proxy) return this.proxy.endpoint;
+    if (this.isGlobalSecondary) {
+      if (this.cluster.instanceEndpoints.length !== 1) {
+        throw new Error(
+          `Database ${this.node.path}: a global secondary without a proxy must run exactly one instance ` +
+            `(it has ${this.cluster.instanceEndpoints.length}): its clients connect to that instance, which promotion makes the writer`,
+        );
+      }
+      return this.cluster.instanceEndpoints[0].hostname;
+    }
+    return this.cluster.clusterEndpoint.hostname;
   }
 
   /** The port that goes with {@link endpoint}: the proxy's 5432, or the cluster's port. */

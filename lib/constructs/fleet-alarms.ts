@@ -4,6 +4,7 @@ import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
+import { acknowledge } from '../compliance';
 import { Fleet } from './fleet';
 import { LoadBalancer } from './load-balancer';
 import { RUNBOOK_BASE_CONTEXT, runbookAlarm } from './runbook-alarm';
@@ -72,7 +73,7 @@ const ONE_MINUTE = Duration.minutes(1);
  *
  * | alarm | fires when | stops a deploy |
  * | --- | --- | --- |
- * | `fleet-alb-5xx` | load balancer 5xx > 1% of requests, 3 minutes | yes |
+ * | `fleet-alb-5xx` | load balancer 5xx > 1% of requests (its own 5xx included: a fleet with no target reads 100%), 3 minutes | yes |
  * | `fleet-target-5xx` | target 5xx > 1% of requests, 3 minutes | yes |
  * | `fleet-latency` | p99 target response time > 2 s, 3 minutes | yes |
  * | `fleet-unhealthy-hosts` | any unhealthy target for 5 minutes (longer than a replacement) | yes |
@@ -81,16 +82,26 @@ const ONE_MINUTE = Duration.minutes(1);
  * | `fleet-waf-blocked` | more than 500 blocked requests in 5 minutes | no |
  * | `fleet-circuit-breaker` | a payment circuit breaker open or half-open for 2 minutes | yes |
  * | `fleet-requests-shed` | requests shed in each of 5 minutes (scale-out not catching up) | no |
- * | `fleet-certificate-expiry` | the certificate expires in under 45 days (ACM renews at 60) | no |
+ * | `fleet-certificate-expiry` | the certificate expires in under 45 days (ACM renews at 60); missing days keep the last state | no |
  *
  * Plus a composite "checkout impaired" (5xx, latency, circuit breaker): the outcome alarm
- * of zonal autoshift practice runs.
+ * of zonal autoshift practice runs; and a composite "capacity short" (any healthy-host
+ * alarm), without action of its own: their blocking alarm.
  */
 export class FleetAlarms extends Construct {
   /** Every metric alarm (the composite is {@link checkoutImpaired}). */
   public readonly alarms: cloudwatch.Alarm[] = [];
   /** The alarms that stop an instance refresh (also given to the fleet). */
   public readonly refreshAlarms: cloudwatch.Alarm[] = [];
+  /** Healthy targets below the minimum, per AZ (or in all where the minimum is below one per AZ). */
+  public readonly healthyHostAlarms: cloudwatch.Alarm[] = [];
+  /**
+   * Any healthy-host alarm: the fleet is already short in an AZ and cannot afford to lose
+   * another AZ's share. The blocking alarm of zonal autoshift practice runs (ARC's
+   * CloudFormation resource takes one blocking alarm, hence the composite). It has no
+   * action of its own: its members notify.
+   */
+  public readonly capacityShort: cloudwatch.CompositeAlarm;
   /** Customers are affected: 5xx, latency, or payments deferred. */
   public readonly checkoutImpaired: cloudwatch.CompositeAlarm;
 
@@ -109,6 +120,20 @@ export class FleetAlarms extends Construct {
         usingMetrics: { errors, requests },
         period: ONE_MINUTE,
       });
+    // RequestCount counts only the requests for which the load balancer chose a target
+    // ("CloudWatch metrics for your Application Load Balancer"): the 503s it answers with no
+    // target at all (a fleet with nothing registered) are outside it, and a rate over
+    // RequestCount alone reads 0% in a total outage. The load balancer's own 5xx join the
+    // denominator, so that outage reads 100%; when targets are chosen, the few 502/504s
+    // counted twice lower the rate a little below the true one.
+    const elbRate = (label: string, errors: cloudwatch.IMetric, requests: cloudwatch.IMetric) =>
+      new cloudwatch.MathExpression({
+        label,
+        expression:
+          'IF(FILL(requests, 0) + FILL(errors, 0) > 0, 100 * FILL(errors, 0) / (FILL(requests, 0) + FILL(errors, 0)), 0)',
+        usingMetrics: { errors, requests },
+        period: ONE_MINUTE,
+      });
     const requests = lb.metrics.requestCount({ period: ONE_MINUTE, statistic: cloudwatch.Stats.SUM });
     const perAz = Math.floor(props.minCapacity / props.availabilityZones.length);
 
@@ -117,7 +142,7 @@ export class FleetAlarms extends Construct {
         id: 'Alb5xxRate',
         runbook: 'fleet-alb-5xx',
         summary: `Load balancer 5xx above ${errorRate}% of requests for 3 minutes (no healthy target, or targets refusing connections)`,
-        metric: rate(
+        metric: elbRate(
           'ALB 5xx %',
           lb.metrics.httpCodeElb(elbv2.HttpCodeElb.ELB_5XX_COUNT, {
             period: ONE_MINUTE,
@@ -251,6 +276,11 @@ export class FleetAlarms extends Construct {
         threshold: 45,
         evaluationPeriods: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+        // ACM stops publishing DaysToExpiry once the certificate has expired, so "no data
+        // is fine" would turn a certificate past its end back to OK. Missing days keep the
+        // last state instead: the alarm has fired 45 days earlier and stays in ALARM; a new
+        // certificate waits in INSUFFICIENT_DATA for its first daily value, without paging.
+        treatMissingData: cloudwatch.TreatMissingData.IGNORE,
         stopsRefresh: false,
       },
     ];
@@ -266,6 +296,7 @@ export class FleetAlarms extends Construct {
       });
       this.alarms.push(alarm);
       if (spec.stopsRefresh) this.refreshAlarms.push(alarm);
+      if (spec.runbook === 'fleet-healthy-hosts') this.healthyHostAlarms.push(alarm);
     }
     props.fleet.addRefreshAlarms(...this.refreshAlarms);
 
@@ -279,6 +310,18 @@ export class FleetAlarms extends Construct {
       ),
       alarmDescription: `Checkout impaired: 5xx, latency or deferred payments (the zonal autoshift practice-run outcome alarm). Runbook: ${base.replace(/\/$/, '')}/fleet-checkout-impaired.md`,
     });
+
+    this.capacityShort = new cloudwatch.CompositeAlarm(this, 'CapacityShort', {
+      alarmRule: cloudwatch.AlarmRule.anyOf(
+        ...this.healthyHostAlarms.map((a) => cloudwatch.AlarmRule.fromAlarm(a, cloudwatch.AlarmState.ALARM)),
+      ),
+      alarmDescription: `Fleet short of healthy instances in an AZ: zonal autoshift practice runs do not start (its member alarms notify). Runbook: ${base.replace(/\/$/, '')}/fleet-healthy-hosts.md`,
+    });
+    acknowledge(
+      this.capacityShort,
+      ['ResilientShopResilience-AlarmActionRunbook[no-action]'],
+      'This composite exists only as the blocking alarm of zonal autoshift practice runs; each member healthy-host alarm already notifies the alarm topic with the same runbook, so an action here would page twice for one event.',
+    );
 
     if (props.alarmTopic) {
       const action = new cloudwatchActions.SnsAction(props.alarmTopic);

@@ -1,4 +1,4 @@
-import { ArnFormat, Duration, Lazy, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -13,17 +13,13 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { METRICS_NAMESPACE } from '../../service/metrics';
-import { SERVICE_NODE_FLAGS } from '../../service/config';
 import { acknowledge } from '../compliance';
-import { BootSettings, FLEET_PATHS, SANDBOX_PORTS, renderBootScript } from '../fleet/boot-script';
-import {
-  ManagedPolicyGrantee,
-  allowAutoScalingToEncrypt,
-  secretId,
-  secretPolicyArn,
-} from '../fleet/instance-permissions';
+import { addTargetTracking, createAutoScalingGroup, createTargetGroup } from '../fleet/auto-scaling';
+import { BootSettings, renderBootScript } from '../fleet/boot-script';
+import { allowAutoScalingToEncrypt, createInstanceRole } from '../fleet/instance-permissions';
+import { addInstanceRefresh, checkRefreshAlarmCount } from '../fleet/instance-refresh';
+import { createLaunchTemplate, fleetBootSettings } from '../fleet/launch-template';
 import { serviceBundleAsset } from '../fleet/service-bundle';
-import * as timings from '../fleet/timings';
 import { allowLogsToUseKey } from '../kms';
 
 /** The dimension every metric of the service's embedded-metric lines carries (service/metrics.ts). */
@@ -37,7 +33,7 @@ export const LAUNCH_HOOK_NAME = 'checkout-ready';
 
 /** What the fleet needs of the database tier (`Database` has all of it). */
 export interface FleetDatabase {
-  /** Host the service connects to: the proxy endpoint, or the cluster's writer endpoint. */
+  /** Host the service connects to: the proxy endpoint, or on a global secondary its instance (see Database.endpoint). */
   readonly endpoint: string;
   /** Port that goes with `endpoint`. */
   readonly connectionPort: number;
@@ -205,22 +201,25 @@ export interface FleetProps {
 /**
  * Tier 3, the web fleet: the checkout service on an Auto Scaling group of Amazon Linux
  * 2023 Graviton instances in the VPC's private subnets, behind the load balancer's HTTPS
- * listener.
+ * listener. The parts live in lib/fleet/, one concern each, and this class wires them:
  *
- * - Launch template: AL2023 arm64 (latest, from the public SSM parameter), IMDSv2 with
- *   hop limit 1, encrypted gp3 root volume, detailed monitoring, no key pair (SSM Session
- *   Manager only), the user data of {@link renderBootScript}.
- * - Instance role, least privilege, in one customer managed policy: read its bundle, log
- *   in to the database as `checkout` (IAM), send to the two queues, write its log group,
- *   put host metrics to {@link FLEET_HOST_METRICS_NAMESPACE} only, read its two secrets,
- *   complete its own launch lifecycle action; plus AmazonSSMManagedInstanceCore.
- * - Target group on `/health/ready` (timings in lib/fleet/timings.ts), weighted random
- *   routing with anomaly mitigation, deregistration delay equal to the service's drain.
- * - Auto Scaling: ELB health checks, a launch lifecycle hook that holds each instance
- *   until the service is ready, launch-before-terminate maintenance, capacity
- *   rebalancing, AZ-impairment policy for zonal shift, CPU and request-count target
- *   tracking, failed-launch notifications, and an instance refresh on every launch
- *   template change (min healthy 100%, checkpoints, stopped by {@link addRefreshAlarms}).
+ * - Launch template ({@link createLaunchTemplate}, lib/fleet/launch-template.ts): AL2023
+ *   arm64 (latest, from the public SSM parameter), IMDSv2 with hop limit 1, encrypted gp3
+ *   root volume, detailed monitoring, no key pair (SSM Session Manager only), the user
+ *   data of {@link renderBootScript} rendered from {@link fleetBootSettings}.
+ * - Instance role ({@link createInstanceRole}, lib/fleet/instance-permissions.ts), least
+ *   privilege, in one customer managed policy: read its bundle, log in to the database as
+ *   `checkout` (IAM), send to the two queues, write its log group, put host metrics to
+ *   {@link FLEET_HOST_METRICS_NAMESPACE} only, read its two secrets, complete its own
+ *   launch lifecycle action; plus AmazonSSMManagedInstanceCore.
+ * - Target group and scaling (lib/fleet/auto-scaling.ts): `/health/ready` (timings in
+ *   lib/fleet/timings.ts), weighted random routing with anomaly mitigation, deregistration
+ *   delay equal to the service's drain; ELB health checks, a launch lifecycle hook that
+ *   holds each instance until the service is ready, launch-before-terminate maintenance,
+ *   capacity rebalancing, AZ-impairment policy for zonal shift, CPU and request-count
+ *   target tracking, launch and termination notifications.
+ * - Instance refresh (lib/fleet/instance-refresh.ts) on every launch template change:
+ *   min healthy 100%, checkpoints, stopped by {@link addRefreshAlarms}.
  */
 export class Fleet extends Construct {
   /** The Auto Scaling group. */
@@ -306,201 +305,55 @@ export class Fleet extends Construct {
     this.bundle = props.bundle ?? serviceBundleAsset(this, 'Bundle');
     this.autoScalingGroupName = `${stack.stackName}-checkout`;
 
-    this.role = new iam.Role(this, 'InstanceRole', {
-      assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
-      description:
-        'Checkout fleet instances: bundle, database as checkout, queues, logs, metrics, secrets, SSM',
-      managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore')],
+    const instanceRole = createInstanceRole(this, props, {
+      bundle: this.bundle,
+      logGroup: this.logGroup,
+      adminTokenSecret: this.adminTokenSecret,
+      autoScalingGroupName: this.autoScalingGroupName,
+      hostMetricsNamespace: FLEET_HOST_METRICS_NAMESPACE,
     });
-    this.instancePolicy = new iam.ManagedPolicy(this, 'InstancePolicy', {
-      description: 'What a checkout fleet instance needs, and nothing else',
-      roles: [this.role],
-    });
-    this.grantInstancePermissions(props);
-    props.database.grantConnect(new ManagedPolicyGrantee(this.role, this.instancePolicy));
+    this.role = instanceRole.role;
+    this.instancePolicy = instanceRole.policy;
 
-    const environment: Array<[string, string]> = [
-      ['NODE_ENV', 'production'],
-      ['PORT', String(appPort)],
-      ['HOST', '0.0.0.0'],
-      ['AWS_REGION', stack.region],
-      ['DB_IAM_AUTH', 'true'],
-      ['DB_HOST', props.database.endpoint],
-      ['DB_PORT', Token.asString(props.database.connectionPort)],
-      ['DB_USER', props.database.applicationUser],
-      ['PAYMENT_URL', props.paymentGateway?.url ?? `http://127.0.0.1:${SANDBOX_PORTS.paymentGateway}`],
-      [
-        'RECOMMENDATIONS_URL',
-        props.recommendationsUrl ?? `http://127.0.0.1:${SANDBOX_PORTS.recommendations}`,
-      ],
-      ['ORDER_EVENTS_QUEUE_URL', props.queues.orderEvents.queueUrl],
-      ['PAYMENT_RETRY_QUEUE_URL', props.queues.paymentRetry.queueUrl],
-      ['SHUTDOWN_DELAY_MS', String(timings.SERVICE_SHUTDOWN_DELAY.toMilliseconds())],
-      ['DRAIN_TIMEOUT_MS', String(timings.SERVICE_DRAIN_TIMEOUT.toMilliseconds())],
-      ['LOG_LEVEL', props.logLevel ?? 'info'],
-    ];
-    // RDS Proxy presents a certificate from a public CA; the cluster itself (no proxy:
-    // the standby) presents one from the RDS CA, which Node.js does not trust by default.
-    const trustRdsCa = props.database.proxy === undefined;
-    if (trustRdsCa) environment.push(['NODE_EXTRA_CA_CERTS', FLEET_PATHS.rdsCaBundle]);
-
-    this.bootSettings = {
-      region: stack.region,
+    this.bootSettings = fleetBootSettings(this, props, {
       appPort,
-      bundle: { bucket: this.bundle.s3BucketName, key: this.bundle.s3ObjectKey },
+      sandbox,
+      bundle: this.bundle,
       autoScalingGroupName: this.autoScalingGroupName,
       lifecycleHookName: LAUNCH_HOOK_NAME,
-      environment,
-      secrets: [
-        { name: 'ADMIN_TOKEN', secretArn: secretId(this.adminTokenSecret) },
-        ...(props.paymentGateway
-          ? [{ name: 'PAYMENT_API_KEY', secretArn: secretId(props.paymentGateway.apiKeySecret) }]
-          : []),
-      ],
-      sandbox,
-      logGroupName: this.logGroup.logGroupName,
+      adminTokenSecret: this.adminTokenSecret,
+      logGroup: this.logGroup,
       hostMetricsNamespace: FLEET_HOST_METRICS_NAMESPACE,
-      nodeFlags: SERVICE_NODE_FLAGS,
-      stopTimeoutSeconds: timings.SERVICE_STOP_TIMEOUT.toSeconds(),
-      readyDeadlineSeconds: timings.READY_DEADLINE.toSeconds(),
-      trustRdsCa,
-    };
+    });
     this.bootScript = renderBootScript(this.bootSettings);
-
-    this.launchTemplate = new ec2.LaunchTemplate(this, 'LaunchTemplate', {
-      machineImage: ec2.MachineImage.latestAmazonLinux2023({ cpuType: ec2.AmazonLinuxCpuType.ARM_64 }),
+    this.launchTemplate = createLaunchTemplate(this, {
       instanceType,
-      userData: ec2.UserData.custom(this.bootScript),
+      bootScript: this.bootScript,
       role: this.role,
       securityGroup: props.securityGroup,
-      httpEndpoint: true,
-      httpTokens: ec2.LaunchTemplateHttpTokens.REQUIRED,
-      // Only the host reaches the metadata service: a container or a forwarded request
-      // one hop further gets no credentials.
-      httpPutResponseHopLimit: 1,
-      instanceMetadataTags: false,
-      detailedMonitoring: true,
-      ebsOptimized: true,
-      instanceInitiatedShutdownBehavior: ec2.InstanceInitiatedShutdownBehavior.TERMINATE,
-      blockDevices: [
-        {
-          // The AMI's 8 GiB plus room for five rotated 100 MB log files of each kind and the
-          // packages; gp3's 3000 IOPS / 125 MB/s baseline does not depend on the size.
-          deviceName: '/dev/xvda',
-          volume: ec2.BlockDeviceVolume.ebs(20, {
-            volumeType: ec2.EbsDeviceVolumeType.GP3,
-            encrypted: true,
-            deleteOnTermination: true,
-          }),
-        },
-      ],
     });
 
-    this.autoScalingGroup = new autoscaling.AutoScalingGroup(this, 'AutoScalingGroup', {
+    this.autoScalingGroup = createAutoScalingGroup(this, {
       vpc: props.vpc,
-      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
       launchTemplate: this.launchTemplate,
       autoScalingGroupName: this.autoScalingGroupName,
       minCapacity,
       maxCapacity,
-      healthChecks: autoscaling.HealthChecks.withAdditionalChecks({
-        additionalTypes: [autoscaling.AdditionalHealthCheckType.ELB],
-        gracePeriod: timings.HEALTH_CHECK_GRACE,
-      }),
-      defaultInstanceWarmup: timings.INSTANCE_WARMUP,
-      // Launch the replacement before terminating, whatever the reason (health, rebalancing,
-      // instance lifetime): capacity never dips below the desired count.
-      minHealthyPercentage: 100,
-      maxHealthyPercentage: 110,
-      capacityRebalance: true,
-      azCapacityDistributionStrategy: autoscaling.CapacityDistributionStrategy.BALANCED_BEST_EFFORT,
-      // Every instance is replaced within 14 days: its OS packages and the secrets it read
-      // at start are never older than that.
-      maxInstanceLifetime: Duration.days(14),
-      groupMetrics: [autoscaling.GroupMetrics.all()],
-      notifications: props.notificationTopic
-        ? [{ topic: props.notificationTopic, scalingEvents: autoscaling.ScalingEvents.ALL }]
-        : undefined,
+      lifecycleHookName: LAUNCH_HOOK_NAME,
+      zonalShift,
+      notificationTopic: props.notificationTopic,
     });
-    const cfnGroup = this.autoScalingGroup.node.defaultChild as autoscaling.CfnAutoScalingGroup;
-    // In the group itself, not as a separate hook resource: a separate hook is created after
-    // the group, and the instances of the first launch would skip it.
-    cfnGroup.lifecycleHookSpecificationList = [
-      {
-        lifecycleHookName: LAUNCH_HOOK_NAME,
-        lifecycleTransition: 'autoscaling:EC2_INSTANCE_LAUNCHING',
-        heartbeatTimeout: timings.LAUNCH_TIMEOUT.toSeconds(),
-        defaultResult: 'ABANDON',
-      },
-    ];
-    // cfn-lint 1.51's schema predates the AutoScalingInstanceRefresh update policy
-    // (CloudFormation and aws-cdk-lib have it since mid-2026) and reports it as unknown
-    // (E3016). Only that check is switched off, and only on this resource.
-    cfnGroup.addMetadata('cfn-lint', { config: { ignore_checks: ['E3016'] } });
-    if (zonalShift) {
-      cfnGroup.availabilityZoneImpairmentPolicy = {
-        zonalShiftEnabled: true,
-        impairedZoneHealthCheckBehavior: 'IgnoreUnhealthy',
-      };
-    }
-    cfnGroup.cfnOptions.updatePolicy = {
-      autoScalingInstanceRefresh: {
-        strategy: autoscaling.InstanceRefreshStrategy.ROLLING,
-        preferences: {
-          minHealthyPercentage: 100,
-          maxHealthyPercentage: 110,
-          instanceWarmup: timings.INSTANCE_WARMUP.toSeconds(),
-          skipMatching: true,
-          checkpointPercentages: [33, 66, 100],
-          checkpointDelay: timings.REFRESH_BAKE_TIME.toSeconds(),
-          bakeTime: timings.REFRESH_BAKE_TIME.toSeconds(),
-          alarmSpecification: {
-            alarms: Lazy.list(
-              { produce: () => this.refreshAlarms.map((a) => a.alarmName) },
-              { omitEmpty: true },
-            ),
-          },
-        },
-      },
-    };
+    addInstanceRefresh(this.autoScalingGroup, () => this.refreshAlarms);
     if (props.notificationTopic?.masterKey instanceof kms.Key) {
       allowAutoScalingToEncrypt(props.notificationTopic.masterKey);
     }
 
-    this.targetGroup = new elbv2.ApplicationTargetGroup(this, 'TargetGroup', {
-      vpc: props.vpc,
-      port: appPort,
-      protocol: elbv2.ApplicationProtocol.HTTP,
-      targetType: elbv2.TargetType.INSTANCE,
-      targets: [this.autoScalingGroup],
-      healthCheck: {
-        path: '/health/ready',
-        protocol: elbv2.Protocol.HTTP,
-        port: 'traffic-port',
-        interval: timings.HEALTH_CHECK_INTERVAL,
-        timeout: timings.HEALTH_CHECK_TIMEOUT,
-        healthyThresholdCount: timings.HEALTHY_THRESHOLD,
-        unhealthyThresholdCount: timings.UNHEALTHY_THRESHOLD,
-        healthyHttpCodes: '200',
-      },
-      deregistrationDelay: timings.DEREGISTRATION_DELAY,
-      // Weighted random with anomaly mitigation sends less traffic to a target whose errors
-      // and latency stand out (a gray failure the health check does not see). Slow start
-      // does not combine with it, and is not needed: a target is ready when it registers.
-      loadBalancingAlgorithmType: elbv2.TargetGroupLoadBalancingAlgorithmType.WEIGHTED_RANDOM,
-      enableAnomalyMitigation: true,
-    });
+    this.targetGroup = createTargetGroup(this, { vpc: props.vpc, appPort, group: this.autoScalingGroup });
     props.listener.addTargetGroups('Checkout', { targetGroups: [this.targetGroup] });
-
-    this.autoScalingGroup.scaleOnCpuUtilization('CpuTracking', { targetUtilizationPercent: cpuTarget });
-    const requestTracking = this.autoScalingGroup.scaleOnRequestCount('RequestCountTracking', {
-      targetRequestsPerMinute: requestsPerMinute,
+    addTargetTracking(this.autoScalingGroup, {
+      cpuTargetPercent: cpuTarget,
+      requestsPerInstancePerMinute: requestsPerMinute,
     });
-    // CDK makes the policy depend on the listener that its metric label already references;
-    // cfn-lint reports the DependsOn as redundant (W3005). The reference alone orders creation.
-    (requestTracking.node.defaultChild as autoscaling.CfnScalingPolicy).addDeletionOverride('DependsOn');
-
-    this.acknowledgeFindings();
   }
 
   /**
@@ -509,11 +362,7 @@ export class Fleet extends Construct {
    * most 10, as Auto Scaling allows.
    */
   public addRefreshAlarms(...alarms: cloudwatch.IAlarm[]): void {
-    if (this.refreshAlarms.length + alarms.length > 10) {
-      throw new Error(
-        `Fleet.addRefreshAlarms: an instance refresh watches at most 10 alarms, got ${this.refreshAlarms.length + alarms.length}`,
-      );
-    }
+    checkRefreshAlarmCount('Fleet.addRefreshAlarms', this.refreshAlarms.length + alarms.length);
     this.refreshAlarms.push(...alarms);
   }
 
@@ -560,105 +409,5 @@ export class Fleet extends Construct {
       'The admin token is read by the service at start; a rotation Lambda would change it without restarting the fleet, locking operators out. It is rotated by putting a new value and running an instance refresh (docs/runbooks/fleet-instance-refresh.md); instances also never live past 14 days.',
     );
     return secret;
-  }
-
-  private grantInstancePermissions(props: FleetProps): void {
-    const stack = Stack.of(this);
-    const policy = this.instancePolicy;
-    policy.addStatements(
-      new iam.PolicyStatement({
-        sid: 'ReadServiceBundle',
-        actions: ['s3:GetObject'],
-        resources: [
-          stack.formatArn({
-            service: 's3',
-            region: '',
-            account: '',
-            resource: this.bundle.s3BucketName,
-            resourceName: this.bundle.s3ObjectKey,
-          }),
-        ],
-      }),
-      new iam.PolicyStatement({
-        sid: 'SendOutboxMessages',
-        actions: ['sqs:SendMessage'],
-        resources: [props.queues.orderEvents.queueArn, props.queues.paymentRetry.queueArn],
-      }),
-      new iam.PolicyStatement({
-        sid: 'WriteServiceLogs',
-        actions: ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'],
-        resources: [this.logGroup.logGroupArn],
-      }),
-      new iam.PolicyStatement({
-        sid: 'PutHostMetrics',
-        actions: ['cloudwatch:PutMetricData'],
-        resources: ['*'],
-        conditions: { StringEquals: { 'cloudwatch:namespace': FLEET_HOST_METRICS_NAMESPACE } },
-      }),
-      new iam.PolicyStatement({
-        sid: 'ReadServiceSecrets',
-        actions: ['secretsmanager:GetSecretValue'],
-        resources: [
-          secretPolicyArn(this.adminTokenSecret),
-          ...(props.paymentGateway ? [secretPolicyArn(props.paymentGateway.apiKeySecret)] : []),
-        ],
-      }),
-      new iam.PolicyStatement({
-        sid: 'CompleteOwnLaunch',
-        actions: ['autoscaling:CompleteLifecycleAction'],
-        resources: [
-          stack.formatArn({
-            service: 'autoscaling',
-            resource: 'autoScalingGroup',
-            resourceName: `*:autoScalingGroupName/${this.autoScalingGroupName}`,
-            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-          }),
-        ],
-      }),
-    );
-    const secretKeys = [
-      this.adminTokenSecret.encryptionKey,
-      props.paymentGateway?.apiKeySecret.encryptionKey,
-    ];
-    const decryptVia = (service: string, keys: (kms.IKey | undefined)[], sid: string, actions: string[]) => {
-      const arns = [...new Set(keys.filter((k): k is kms.IKey => k !== undefined).map((k) => k.keyArn))];
-      if (arns.length === 0) return;
-      policy.addStatements(
-        new iam.PolicyStatement({
-          sid,
-          actions,
-          resources: arns,
-          conditions: { StringEquals: { 'kms:ViaService': `${service}.${stack.region}.amazonaws.com` } },
-        }),
-      );
-    };
-    decryptVia('secretsmanager', secretKeys, 'DecryptServiceSecrets', ['kms:Decrypt']);
-    decryptVia(
-      'sqs',
-      [props.queues.orderEvents.encryptionMasterKey, props.queues.paymentRetry.encryptionMasterKey],
-      'EncryptOutboxMessages',
-      ['kms:GenerateDataKey', 'kms:Decrypt'],
-    );
-  }
-
-  private acknowledgeFindings(): void {
-    acknowledge(
-      this.role,
-      ['AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]'],
-      'AmazonSSMManagedInstanceCore is the policy Systems Manager documents for Session Manager, the only way operators reach an instance (no SSH, no key pair).',
-    );
-    acknowledge(
-      this.instancePolicy,
-      ['AwsSolutions-IAM5[Resource::*]'],
-      'cloudwatch:PutMetricData has no resource-level permissions; the statement is limited by its cloudwatch:namespace condition to the fleet host-metrics namespace.',
-    );
-    const stack = Stack.of(this);
-    acknowledge(
-      this.instancePolicy,
-      [
-        `AwsSolutions-IAM5[Resource::arn:${stack.partition}:autoscaling:${stack.region}:${stack.account}:autoScalingGroup:*:autoScalingGroupName/${this.autoScalingGroupName}]`,
-      ],
-      'An Auto Scaling group ARN holds an id AWS assigns at creation; the wildcard stands for that id only, and the group name after it pins the statement to this fleet.',
-    );
   }
 }

@@ -15,6 +15,7 @@ import { RegionInfo } from 'aws-cdk-lib/region-info';
 import { Construct } from 'constructs';
 import { acknowledge } from '../compliance';
 import { healthCheckerCidrsToAdmit } from '../fleet/route53-health-checkers';
+import { cidrContains } from '../nag/network';
 import { allowLogsToUseKey } from '../kms';
 
 /** The service principal that delivers ALB access logs in every region, as AWS now documents. */
@@ -37,6 +38,25 @@ export const MANAGED_RULE_GROUPS = [
   'AWSManagedRulesCommonRuleSet',
 ] as const;
 
+/**
+ * The `/32` CIDRs of the VPC's egress addresses that the allowed CIDRs do not already
+ * cover. An address that is a token (an Elastic IP allocated at deploy) is covered only by
+ * an allow list open to all of IPv4; a literal address is checked against every CIDR.
+ */
+export function vpcEgressCidrsToAdmit(
+  egressIps: readonly string[],
+  allowedIngressCidrs: readonly string[],
+): string[] {
+  const openToAll = allowedIngressCidrs.includes('0.0.0.0/0');
+  return egressIps
+    .map((ip) => `${ip}/32`)
+    .filter(
+      (cidr) =>
+        !openToAll &&
+        (Token.isUnresolved(cidr) || !allowedIngressCidrs.some((allowed) => cidrContains(allowed, cidr))),
+    );
+}
+
 /** Properties of {@link LoadBalancer}. */
 export interface LoadBalancerProps {
   /** The VPC whose public subnets hold the load balancer. */
@@ -51,6 +71,18 @@ export interface LoadBalancerProps {
    * reach `/health/ready` instead of failing on their own.
    */
   readonly allowedIngressCidrs: readonly string[];
+
+  /**
+   * The public IPv4 addresses traffic from this VPC leaves from: its NAT gateways'
+   * Elastic IPs (`Network.natGatewayPublicIps`). Callers inside the VPC that reach the
+   * load balancer by its public name (the certificate probe) arrive from these addresses.
+   * When `allowedIngressCidrs` does not cover them, they are admitted on 443 (and only
+   * 443) through a prefix list, so a restricted allow list does not make the probe fail
+   * on its own.
+   *
+   * @default - none: in-VPC callers of the public name are admitted only if `allowedIngressCidrs` covers them
+   */
+  readonly vpcEgressIps?: readonly string[];
 
   /** The checkout's public name (the certificate's main name). */
   readonly domainName: string;
@@ -121,7 +153,8 @@ export interface LoadBalancerProps {
  *   and the common rule set, logging to a KMS-encrypted `aws-waf-logs-` group (the
  *   `Authorization` header redacted);
  * - an alias record `<region>.<domain>` for the failover health checks, and 443 open to
- *   Route 53's health checkers when the allowed CIDRs do not cover them.
+ *   Route 53's health checkers and to the VPC's own NAT gateways (the certificate probe)
+ *   when the allowed CIDRs do not cover them.
  *
  * Add the listener's targets with `httpsListener.addTargetGroups` (the `Fleet` does).
  */
@@ -146,6 +179,10 @@ export class LoadBalancer extends Construct {
   public readonly regionalDomainName: string;
   /** The Route 53 health-checker ranges admitted on 443 (empty when the allowed CIDRs cover them). */
   public readonly healthCheckerCidrs: readonly string[];
+  /** The VPC's own egress addresses admitted on 443, as `/32` CIDRs (empty when the allowed CIDRs cover them). */
+  public readonly vpcEgressCidrs: readonly string[];
+  /** The prefix list holding {@link vpcEgressCidrs}, admitted on 443 (only when there are some). */
+  public readonly vpcEgressPrefixList?: ec2.CfnPrefixList;
   /** The zonal autoshift configuration, once {@link enableZonalAutoshift} ran. */
   public zonalAutoshift?: arczonalshift.CfnZonalAutoshiftConfiguration;
 
@@ -233,6 +270,24 @@ export class LoadBalancer extends Construct {
         `HTTPS from Route 53 health checkers (${cidr})`,
       );
     }
+    this.vpcEgressCidrs = vpcEgressCidrsToAdmit(props.vpcEgressIps ?? [], props.allowedIngressCidrs);
+    if (this.vpcEgressCidrs.length > 0) {
+      // A customer managed prefix list rather than one CIDR rule per address: Elastic IPs
+      // are known only at deploy, and a rule whose CIDR is an intrinsic cannot be checked
+      // by the compliance packs. The list counts its maximum entries against the group's
+      // rule quota, as the same number of CIDR rules would.
+      this.vpcEgressPrefixList = new ec2.CfnPrefixList(this, 'VpcEgressPrefixList', {
+        prefixListName: `${stack.stackName}-vpc-egress`,
+        addressFamily: 'IPv4',
+        maxEntries: this.vpcEgressCidrs.length,
+        entries: this.vpcEgressCidrs.map((cidr, i) => ({ cidr, description: `NAT gateway ${i + 1}` })),
+      });
+      props.securityGroup.addIngressRule(
+        ec2.Peer.prefixList(this.vpcEgressPrefixList.attrPrefixListId),
+        ec2.Port.tcp(443),
+        "HTTPS from this VPC's NAT gateways (in-VPC callers of the public name: the certificate probe)",
+      );
+    }
 
     this.accessLogBucket = this.createAccessLogBucket(retentionDays, removalPolicy);
     const webAcl = this.createWebAcl(wafRateLimit, props.wafLogRetention, removalPolicy);
@@ -243,7 +298,12 @@ export class LoadBalancer extends Construct {
     new route53.ARecord(this, 'RegionalRecord', {
       zone: props.hostedZone,
       recordName: this.regionalDomainName,
-      target: route53.RecordTarget.fromAlias(new route53Targets.LoadBalancerTarget(this.loadBalancer)),
+      // Evaluated, so the SECONDARY failover record aliasing this name inherits the load
+      // balancer's health (no healthy target, no answer). A simple record is answered
+      // either way: the health checks and the certificate probe still reach it.
+      target: route53.RecordTarget.fromAlias(
+        new route53Targets.LoadBalancerTarget(this.loadBalancer, { evaluateTargetHealth: true }),
+      ),
       comment: "This region's own name: what the DNS failover health checks call",
     });
 
@@ -427,13 +487,26 @@ export class LoadBalancer extends Construct {
   /**
    * Lets AWS shift traffic away from an impaired AZ on its own (ARC zonal autoshift), with
    * weekly practice runs. A practice run fails, and is reported, when `outcomeAlarm` fires
-   * during it; `blockingAlarms` (optional) keep practice runs from starting.
+   * during it; `blockingAlarms` (optional, at most one: CloudFormation's schema takes one,
+   * so combine several in a composite alarm) keeps practice runs from starting, or ends one
+   * in progress. The load balancer is an ARC managed resource once its
+   * `zonal_shift.config.enabled` attribute is on (set in the constructor); ARC supports
+   * zonal shift and autoshift for Application Load Balancers with cross-zone load
+   * balancing on or off (ARC Developer Guide, "Supported resources"), so the target
+   * groups keep the default, on. The alarms must be in the load balancer's region.
    */
   public enableZonalAutoshift(
     outcomeAlarm: cloudwatch.IAlarm,
     blockingAlarms: cloudwatch.IAlarm[] = [],
   ): arczonalshift.CfnZonalAutoshiftConfiguration {
     if (this.zonalAutoshift) throw new Error('LoadBalancer.enableZonalAutoshift was already called');
+    // AWS::ARCZonalShift::ZonalAutoshiftConfiguration takes one outcome alarm and at most
+    // one blocking alarm: combine several into a composite alarm.
+    if (blockingAlarms.length > 1) {
+      throw new Error(
+        `LoadBalancer.enableZonalAutoshift: a practice run takes at most 1 blocking alarm, got ${blockingAlarms.length}: combine them in a composite alarm`,
+      );
+    }
     const condition = (alarm: cloudwatch.IAlarm) => ({ type: 'CLOUDWATCH', alarmIdentifier: alarm.alarmArn });
     this.zonalAutoshift = new arczonalshift.CfnZonalAutoshiftConfiguration(this, 'ZonalAutoshift', {
       resourceIdentifier: this.loadBalancer.loadBalancerArn,

@@ -94,6 +94,14 @@ export class Network extends Construct {
   public readonly interfaceEndpoints: Readonly<Record<string, ec2.InterfaceVpcEndpoint>>;
   /** The log group receiving VPC flow logs. */
   public readonly flowLogGroup: logs.LogGroup;
+  /**
+   * The public IPv4 addresses (Elastic IPs) of the NAT gateways: the source address of
+   * everything in the VPC that reaches the internet, this region's own public endpoints
+   * included (the certificate probe calls the load balancer by its public name). A load
+   * balancer that admits only some CIDRs must admit these too (`LoadBalancer` does, with
+   * `vpcEgressIps`).
+   */
+  public readonly natGatewayPublicIps: readonly string[];
 
   constructor(scope: Construct, id: string, props: NetworkProps) {
     super(scope, id);
@@ -133,6 +141,11 @@ export class Network extends Construct {
     });
 
     removeRedundantProviderDependency(this);
+    // CDK gives each NAT gateway an Elastic IP named EIP in its public subnet.
+    this.natGatewayPublicIps = this.vpc.publicSubnets
+      .map((subnet) => subnet.node.tryFindChild('EIP'))
+      .filter((eip): eip is ec2.CfnEIP => eip instanceof ec2.CfnEIP)
+      .map((eip) => eip.attrPublicIp);
 
     for (const subnet of [
       ...this.vpc.publicSubnets,
@@ -239,7 +252,8 @@ export class Network extends Construct {
  * The default-security-group custom resource provider that CDK adds for
  * `restrictDefaultSecurityGroup` declares a DependsOn on its role while it already
  * references the role with GetAtt; cfn-lint reports that as W3005. The GetAtt alone
- * orders creation, so the DependsOn is dropped.
+ * orders creation, so the DependsOn is dropped. Its handler (a stack-wide singleton, with
+ * CDK's 15-minute timeout) gets no reserved concurrency: the acknowledgement says why.
  */
 function removeRedundantProviderDependency(scope: Construct): void {
   const provider = Stack.of(scope).node.tryFindChild('Custom::VpcRestrictDefaultSGCustomResourceProvider');
@@ -247,5 +261,12 @@ function removeRedundantProviderDependency(scope: Construct): void {
   const role = provider?.node.tryFindChild('Role');
   if (handler instanceof CfnResource && role instanceof CfnResource) {
     handler.removeResourceDependency(role);
+  }
+  if (handler) {
+    acknowledge(
+      handler,
+      ['ResilientShopResilience-LambdaLimits[no-reserved-concurrency]'],
+      "CDK's handler for restrictDefaultSecurityGroup runs only when CloudFormation creates, updates or deletes the VPC, to strip the default security group's rules; it has no event source to fence off, and reserved concurrency would withhold that capacity from the workers for good.",
+    );
   }
 }

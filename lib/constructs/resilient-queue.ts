@@ -39,8 +39,8 @@ export type ResilientQueueOptions = Omit<
 /** Properties of {@link ResilientQueue}. */
 export interface ResilientQueueProps {
   /**
-   * The timeout of the function that consumes the queue (phase 2's consumer for a queue
-   * nobody consumes yet). The visibility timeout is derived from it.
+   * The timeout of the function that consumes the queue. The visibility timeout is
+   * derived from it.
    */
   readonly consumerTimeout: Duration;
 

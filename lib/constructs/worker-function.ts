@@ -7,6 +7,8 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as lambdaEventSources from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { acknowledge } from '../compliance';
 import { allowLogsToUseKey } from '../kms';
@@ -41,6 +43,29 @@ export interface WorkerVpcPlacement {
    * @default - the private subnets with egress (NAT, and the interface endpoints)
    */
   readonly subnets?: ec2.SubnetSelection;
+}
+
+/**
+ * The public SSM parameter holding the ARN of the AWS FIS Lambda extension layer for arm64
+ * in the stack's region (major version 1). Resolved by CloudFormation at deploy time, so
+ * synth looks nothing up.
+ *
+ * @see https://docs.aws.amazon.com/fis/latest/userguide/actions-lambda-extension-arns.html
+ */
+export const FIS_EXTENSION_LAYER_PARAMETER =
+  '/aws/service/fis/lambda-extension/AWS-FIS-extension-arm64/1.x.x';
+
+/**
+ * Where AWS FIS writes the fault configurations of the `aws:lambda:*` actions and the FIS
+ * Lambda extension reads them.
+ *
+ * @see https://docs.aws.amazon.com/fis/latest/userguide/use-lambda-actions.html
+ */
+export interface FaultInjectionLocation {
+  /** The bucket: one per region, FIS writes to the one of the region the experiment runs in. */
+  readonly bucket: s3.IBucket;
+  /** The key prefix (a "folder"), ending with `/`. */
+  readonly prefix: string;
 }
 
 /** What {@link WorkerFunction.consume} needs beyond the queue. */
@@ -134,6 +159,14 @@ export interface WorkerFunctionProps {
    * @default RemovalPolicy.RETAIN - logs are audit evidence
    */
   readonly removalPolicy?: RemovalPolicy;
+
+  /**
+   * Instruments the function for AWS FIS Lambda actions (`aws:lambda:invocation-error` and
+   * the like): see {@link WorkerFunction.enableFaultInjection}.
+   *
+   * @default - not instrumented: no FIS layer, no wrapper, FIS Lambda actions fail on it
+   */
+  readonly faultInjection?: FaultInjectionLocation;
 }
 
 /**
@@ -169,7 +202,9 @@ class WorkerRole extends iam.Role {
  * - Powertools' environment (`POWERTOOLS_SERVICE_NAME`, `POWERTOOLS_LOG_LEVEL`);
  * - a role with no AWS managed policy: logs, tracing, VPC networking and every grant in
  *   one customer managed policy of its own;
- * - optionally, a place in the VPC with the workers' security group ({@link WorkerVpcPlacement}).
+ * - optionally, a place in the VPC with the workers' security group ({@link WorkerVpcPlacement});
+ * - optionally, the AWS FIS Lambda extension, for fault-injection experiments
+ *   ({@link WorkerFunction.enableFaultInjection}).
  *
  * Consume a queue with {@link WorkerFunction.consume}, which checks the queue's visibility
  * timeout against this function's timeout and reports batch item failures.
@@ -191,6 +226,7 @@ export class WorkerFunction extends Construct implements iam.IGrantable {
   public readonly reservedConcurrency: number;
   /** Grants go to the role's managed policy. */
   public readonly grantPrincipal: iam.IPrincipal;
+  private faultLocation?: FaultInjectionLocation;
 
   constructor(scope: Construct, id: string, props: WorkerFunctionProps) {
     super(scope, id);
@@ -287,10 +323,75 @@ export class WorkerFunction extends Construct implements iam.IGrantable {
       },
     });
     this.dropRedundantRoleDependency(role);
+    if (props.faultInjection) this.enableFaultInjection(props.faultInjection);
     acknowledge(
       this.policy.node.defaultChild!,
       ['AwsSolutions-IAM5[Resource::*]'],
       "X-Ray's PutTraceSegments and PutTelemetryRecords take no resource, and Lambda manages a VPC function's network interfaces with EC2 actions it checks against resource *; every other statement of this policy names its resource.",
+    );
+  }
+
+  /** Where FIS fault configurations are read from, once {@link enableFaultInjection} ran. */
+  public get faultInjection(): FaultInjectionLocation | undefined {
+    return this.faultLocation;
+  }
+
+  /**
+   * Instruments the function for AWS FIS Lambda actions: adds the AWS FIS Lambda extension
+   * layer (arm64, from {@link FIS_EXTENSION_LAYER_PARAMETER}), runs the runtime through its
+   * wrapper (`AWS_LAMBDA_EXEC_WRAPPER=/opt/aws-fis/bootstrap`), points it at the location
+   * FIS writes fault configurations to (`AWS_FIS_CONFIGURATION_LOCATION`), and lets the role
+   * list and read that prefix only.
+   *
+   * Off unless called (or `faultInjection` given): the wrapper proxies every invocation and
+   * the extension polls the bucket about once a minute, even with no experiment running.
+   * Whoever may write under the prefix can make the function fail, so write access belongs
+   * to the experiment role alone (`ChaosExperiments` denies it to everyone else).
+   *
+   * @see https://docs.aws.amazon.com/fis/latest/userguide/use-lambda-actions.html
+   * @throws when the function is already instrumented
+   */
+  public enableFaultInjection(location: FaultInjectionLocation): void {
+    if (this.faultLocation) {
+      throw new Error(`WorkerFunction ${this.node.path}: enableFaultInjection was already called`);
+    }
+    if (!Token.isUnresolved(location.prefix) && !/^[^/].*\/$/.test(location.prefix)) {
+      throw new Error(
+        `WorkerFunction ${this.node.path}: the fault configuration prefix must not start with "/" and must end with "/", got "${location.prefix}"`,
+      );
+    }
+    this.faultLocation = location;
+    const configurations = location.bucket.arnForObjects(`${location.prefix}*`);
+    this.function.addLayers(
+      lambda.LayerVersion.fromLayerVersionArn(
+        this,
+        'FisExtension',
+        ssm.StringParameter.valueForStringParameter(this, FIS_EXTENSION_LAYER_PARAMETER),
+      ),
+    );
+    this.function.addEnvironment('AWS_LAMBDA_EXEC_WRAPPER', '/opt/aws-fis/bootstrap');
+    this.function.addEnvironment(
+      'AWS_FIS_CONFIGURATION_LOCATION',
+      `${location.bucket.bucketArn}/${location.prefix}`,
+    );
+    this.policy.addStatements(
+      new iam.PolicyStatement({
+        sid: 'ListFaultConfigurations',
+        actions: ['s3:ListBucket'],
+        resources: [location.bucket.bucketArn],
+        conditions: { StringLike: { 's3:prefix': [`${location.prefix}*`] } },
+      }),
+      new iam.PolicyStatement({
+        sid: 'ReadFaultConfigurations',
+        actions: ['s3:GetObject'],
+        resources: [configurations],
+      }),
+    );
+    location.bucket.encryptionKey?.grantDecrypt(this);
+    acknowledge(
+      this.policy.node.defaultChild!,
+      [`AwsSolutions-IAM5[Resource::${nagResourceName(Stack.of(this).resolve(configurations))}]`],
+      'FIS writes one fault configuration object per experiment under this prefix, with keys it generates; the function reads that prefix and nothing else of the bucket.',
     );
   }
 
@@ -371,4 +472,17 @@ export class WorkerFunction extends Construct implements iam.IGrantable {
     );
     return source;
   }
+}
+
+/** A resolved IAM resource as cdk-nag names it in a finding: `<LogicalId.Attr>` for GetAtt, `<LogicalId>` for Ref. */
+function nagResourceName(value: unknown): string {
+  if (typeof value === 'string') return value;
+  const o = value as Record<string, unknown>;
+  if (Array.isArray(o['Fn::GetAtt'])) return `<${(o['Fn::GetAtt'] as string[]).join('.')}>`;
+  if (typeof o.Ref === 'string') return `<${o.Ref}>`;
+  if (Array.isArray(o['Fn::Join'])) {
+    const [separator, parts] = o['Fn::Join'] as [string, unknown[]];
+    return parts.map(nagResourceName).join(separator);
+  }
+  return JSON.stringify(value);
 }

@@ -13,6 +13,12 @@ import { cidrContains } from '../nag/network';
  *   curl -s https://ip-ranges.amazonaws.com/ip-ranges.json \
  *     | jq -r '.prefixes[] | select(.service == "ROUTE53_HEALTHCHECKS") | .ip_prefix' | sort -u
  *
+ * Cross-checked during the issue 10 audit against the output of Route 53's
+ * GetCheckerIpRanges shown in AWS's code library ("Route 53 examples using Tools for
+ * PowerShell V5", docs.aws.amazon.com/code-library): the same sixteen regional /26 ranges,
+ * and sixteen 15.177.x.0/23 ranges that 15.177.0.0/18 covers. No dated copy of
+ * ip-ranges.json newer than the transcription was at hand, so the date above stands.
+ *
  * A health checker whose range is missing here times out, and Route 53 counts it as a
  * failed check; the health check only fails once more than 82% of checkers report it
  * down (Route 53's default), so one missing range does not flip DNS, but several would.

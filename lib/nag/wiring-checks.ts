@@ -1,11 +1,10 @@
-import { CfnResource, PolicyValidationPluginReport } from 'aws-cdk-lib';
-import { NagMessageLevel, NagPack, NagPackProps } from 'cdk-nag';
+import { NagPackProps } from 'cdk-nag';
 import { IConstruct } from 'constructs';
 import { dbConnectAuth } from './rules/db-connect-auth';
 import { endpointReach } from './rules/endpoint-reach';
 import { keyPolicyPrincipal } from './rules/key-policy-principal';
 import { topicPublish } from './rules/topic-publish';
-import { TemplateModel } from './template-model';
+import { TemplateRulesPack } from './template-pack';
 
 /** The pack's name: rule ids are `ResilientShopWiring-<Rule>[<finding>]`. */
 export const WIRING_PACK = 'ResilientShopWiring';
@@ -32,60 +31,44 @@ export const WIRING_RULES = {
  *
  * Register with `Validations.of(app).addPlugins(new WiringChecks(app))`.
  */
-export class WiringChecks extends NagPack {
+export class WiringChecks extends TemplateRulesPack {
   public readonly name = WIRING_PACK;
 
   constructor(scope?: IConstruct, props?: NagPackProps) {
-    super(scope, props);
-    this.packName = WIRING_PACK;
-  }
-
-  /** Reads every template afresh: a tree validated twice may have changed in between. */
-  public override validateScope(scope: IConstruct): PolicyValidationPluginReport {
-    TemplateModel.forgetAll();
-    try {
-      return super.validateScope(scope);
-    } finally {
-      TemplateModel.forgetAll();
-    }
-  }
-
-  protected checkResource(node: CfnResource): void {
-    this.applyRule({
-      ruleSuffixOverride: 'TopicPublish',
-      info: 'The publishing service (CloudWatch or EventBridge) may not publish to this target topic: its topic policy or its key policy does not allow it.',
-      explanation:
-        'A topic policy replaces the SNS default policy, so it must Allow the service principal sns:Publish; an encrypted topic needs the service allowed kms:Decrypt and kms:GenerateDataKey* by the key policy. Otherwise notifications are dropped silently.',
-      level: NagMessageLevel.ERROR,
-      node,
-      rule: topicPublish,
-    });
-    this.applyRule({
-      ruleSuffixOverride: 'EndpointReach',
-      info: 'This VPC caller cannot reach the interface endpoint of a service it calls: the endpoint security group does not admit it on 443, or its own egress does not let 443 out.',
-      explanation:
-        'With private DNS on, the service hostname resolves to the endpoint inside the VPC, so its security group is the only way to the service; calls time out although IAM allows them.',
-      level: NagMessageLevel.ERROR,
-      node,
-      rule: endpointReach,
-    });
-    this.applyRule({
-      ruleSuffixOverride: 'DbConnectAuth',
-      info: 'This policy allows rds-db:connect as a user the proxy or database cannot authenticate.',
-      explanation:
-        'A cluster needs IAM database authentication on; a proxy needs end-to-end IAM auth with a role allowed to connect, or a secret for that user with IAM auth REQUIRED or ENABLED.',
-      level: NagMessageLevel.ERROR,
-      node,
-      rule: dbConnectAuth,
-    });
-    this.applyRule({
-      ruleSuffixOverride: 'KeyPolicyPrincipal',
-      info: 'This key policy names an IAM principal that the same template creates.',
-      explanation:
-        'KMS rejects a key policy whose principal IAM has not propagated yet, and a replaced role silently stops matching; grant the role in its own identity policy instead.',
-      level: NagMessageLevel.ERROR,
-      node,
-      rule: keyPolicyPrincipal,
-    });
+    super(
+      WIRING_PACK,
+      [
+        {
+          suffix: 'TopicPublish',
+          info: 'The publishing service (CloudWatch or EventBridge) may not publish to this target topic: its topic policy or its key policy does not allow it.',
+          explanation:
+            'A topic policy replaces the SNS default policy, so it must Allow the service principal sns:Publish; an encrypted topic needs the service allowed kms:Decrypt and kms:GenerateDataKey* by the key policy. Otherwise notifications are dropped silently.',
+          rule: topicPublish,
+        },
+        {
+          suffix: 'EndpointReach',
+          info: 'This VPC caller cannot reach the interface endpoint of a service it calls: the endpoint security group does not admit it on 443, or its own egress does not let 443 out.',
+          explanation:
+            'With private DNS on, the service hostname resolves to the endpoint inside the VPC, so its security group is the only way to the service; calls time out although IAM allows them.',
+          rule: endpointReach,
+        },
+        {
+          suffix: 'DbConnectAuth',
+          info: 'This policy allows rds-db:connect as a user the proxy or database cannot authenticate.',
+          explanation:
+            'A cluster needs IAM database authentication on; a proxy needs end-to-end IAM auth with a role allowed to connect, or a secret for that user with IAM auth REQUIRED or ENABLED.',
+          rule: dbConnectAuth,
+        },
+        {
+          suffix: 'KeyPolicyPrincipal',
+          info: 'This key policy names an IAM principal that the same template creates.',
+          explanation:
+            'KMS rejects a key policy whose principal IAM has not propagated yet, and a replaced role silently stops matching; grant the role in its own identity policy instead.',
+          rule: keyPolicyPrincipal,
+        },
+      ],
+      scope,
+      props,
+    );
   }
 }

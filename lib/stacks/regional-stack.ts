@@ -7,15 +7,20 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { AppConfig, RegionConfig, activeAzs } from '../config';
 import { AlarmTopic } from '../constructs/alarm-topic';
+import { AuditTrail } from '../constructs/audit-trail';
 import { BackupPlan, createVault } from '../constructs/backup';
 import { CertificateProbe } from '../constructs/certificate-probe';
+import { ChaosExperiments } from '../constructs/chaos-experiments';
 import { Database, RDS_PROXY_PORT } from '../constructs/database';
 import { Fleet, FleetQueues } from '../constructs/fleet';
 import { FleetAlarms } from '../constructs/fleet-alarms';
 import { IdempotencyTable } from '../constructs/idempotency-table';
+import { InventoryReconciler } from '../constructs/inventory-reconciler';
 import { LoadBalancer } from '../constructs/load-balancer';
+import { MigrationJob } from '../constructs/migration-job';
 import { Network } from '../constructs/network';
 import { ORDER_EVENTS_TIMEOUT, OrderEventsWorker } from '../constructs/order-events-worker';
+import { PAYMENT_RETRY_TIMEOUT, PaymentRetryWorker } from '../constructs/payment-retry-worker';
 import { ResilientQueue } from '../constructs/resilient-queue';
 import { SecurityGroups } from '../constructs/security-groups';
 
@@ -55,6 +60,12 @@ export class RegionalStack extends Stack {
   public readonly loadBalancer: LoadBalancer;
   /** Tier 3: the checkout service's Auto Scaling group. */
   public readonly fleet: Fleet;
+  /**
+   * The service's schema migrations, applied as the schema owner during each deploy that
+   * changes them, before the fleet's Auto Scaling group (primary only: the standby's
+   * cluster is a read-only global secondary).
+   */
+  public readonly migrationJob?: MigrationJob;
   /** Tier 3: the web tier's alarms. */
   public readonly fleetAlarms: FleetAlarms;
   /** The queues the service's outbox publishes to, as the fleet sends to them. */
@@ -63,8 +74,16 @@ export class RegionalStack extends Stack {
   public readonly messaging: MessagingQueues;
   /** Tier 6: the worker applying `order-events`. */
   public readonly orderEventsWorker: OrderEventsWorker;
+  /** Tier 6: the worker charging the orders deferred to `payment-retry`. */
+  public readonly paymentRetryWorker: PaymentRetryWorker;
   /** Tier 6: the scheduled certificate probe of the public and the regional name. */
   public readonly certificateProbe: CertificateProbe;
+  /** Tier 6: the scheduled inventory reconciler (it skips its runs while the region's database is read-only). */
+  public readonly inventoryReconciler: InventoryReconciler;
+  /** Who changed what: the account's CloudTrail trail (primary only, unless `auditTrail` is false). */
+  public readonly auditTrail?: AuditTrail;
+  /** Tier 8: the AWS FIS experiment templates of docs/game-day.md. */
+  public readonly chaos: ChaosExperiments;
 
   private readonly azs: string[];
 
@@ -137,6 +156,11 @@ export class RegionalStack extends Stack {
       );
     }
 
+    if (isPrimary && config.auditTrail) {
+      // One multi-region trail per account records every region's management events.
+      this.auditTrail = new AuditTrail(this, 'AuditTrail', { trailName: `${config.appName}-audit` });
+    }
+
     if (isPrimary) {
       this.idempotencyTable = new IdempotencyTable(this, 'IdempotencyTable', {
         tableName: names.idempotencyTable,
@@ -170,6 +194,8 @@ export class RegionalStack extends Stack {
       vpc: this.network.vpc,
       securityGroup: this.securityGroups.loadBalancer,
       allowedIngressCidrs: config.allowedIngressCidrs,
+      // The certificate probe calls the public name from the VPC, through the NAT gateways.
+      vpcEgressIps: this.network.natGatewayPublicIps,
       domainName: config.domainName,
       hostedZone: route53.HostedZone.fromHostedZoneAttributes(this, 'HostedZone', {
         hostedZoneId: config.hostedZone.id,
@@ -183,6 +209,15 @@ export class RegionalStack extends Stack {
       ? config.compute.minCapacity
       : (config.compute.standbyMinCapacity ?? config.compute.minCapacity);
     const gateway = config.service.paymentGateway;
+    // The fleet and the payment-retry worker charge through the same gateway and key.
+    const paymentGateway = gateway && {
+      url: gateway.url,
+      apiKeySecret: secretsmanager.Secret.fromSecretNameV2(
+        this,
+        'PaymentGatewayApiKey',
+        gateway.apiKeySecretName,
+      ),
+    };
     this.fleet = new Fleet(this, 'Fleet', {
       vpc: this.network.vpc,
       securityGroup: this.securityGroups.app,
@@ -194,19 +229,35 @@ export class RegionalStack extends Stack {
       minCapacity,
       maxCapacity: config.compute.maxCapacity,
       sandbox: config.service.sandbox,
-      paymentGateway: gateway && {
-        url: gateway.url,
-        apiKeySecret: secretsmanager.Secret.fromSecretNameV2(
-          this,
-          'PaymentGatewayApiKey',
-          gateway.apiKeySecretName,
-        ),
-      },
+      paymentGateway,
       recommendationsUrl: config.service.recommendationsUrl,
       logLevel: config.service.logLevel,
       notificationTopic: this.alarmTopic.topic,
       removalPolicy: production ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
     });
+    if (isPrimary) {
+      const secretsManagerEndpoint = this.network.interfaceEndpoints.SecretsManager;
+      this.migrationJob = new MigrationJob(this, 'MigrationJob', {
+        vpc: this.network.vpc,
+        database: {
+          cluster: this.database.cluster,
+          secret: this.database.secret!,
+          port: this.database.port,
+          masterUser: this.database.masterUser,
+        },
+        secretsManagerEndpoint,
+        // A writer instance must exist (the instances are the cluster's children), and
+        // the proxy, so that the fleet finds everything it connects through.
+        runAfter: [this.database.cluster, ...(this.database.proxy ? [this.database.proxy] : [])],
+        removalPolicy: production ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+      });
+      if (secretsManagerEndpoint) {
+        this.network.allowEndpointAccessFrom(this.migrationJob.securityGroup, 'HTTPS from the migration job');
+      }
+      // New instances refuse to become ready while a migration is pending: the group is
+      // created or updated (instance refresh) only once the schema is there.
+      this.migrationJob.runBefore(this.fleet.autoScalingGroup);
+    }
     this.fleetAlarms = new FleetAlarms(this, 'FleetAlarms', {
       loadBalancer: this.loadBalancer,
       fleet: this.fleet,
@@ -216,21 +267,37 @@ export class RegionalStack extends Stack {
     });
     if (production) {
       // AWS shifts traffic out of an impaired AZ on its own, and practices it weekly; a
-      // practice run fails (and is reported) when checkout is impaired during it.
-      this.loadBalancer.enableZonalAutoshift(this.fleetAlarms.checkoutImpaired);
+      // practice run fails (and is reported) when checkout is impaired during it, and does
+      // not start while an AZ is already short of healthy instances.
+      this.loadBalancer.enableZonalAutoshift(this.fleetAlarms.checkoutImpaired, [
+        this.fleetAlarms.capacityShort,
+      ]);
     }
 
     // Tier 6. The workers run in the VPC with the workers' group: the AWS APIs through the
     // interface endpoints where there are some, everything else through the NAT gateways.
     const workers = { vpc: this.network.vpc, securityGroup: this.securityGroups.lambda };
     const workerRemoval = production ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    // The standby's workers use their region's replica of the global table.
+    const idempotencyTable =
+      this.idempotencyTable?.table ??
+      dynamodb.TableV2.fromTableName(this, 'IdempotencyTableReplica', names.idempotencyTable);
     this.orderEventsWorker = new OrderEventsWorker(this, 'OrderEventsWorker', {
       queue: this.messaging.orderEvents,
-      // The standby's worker uses its region's replica of the global table.
-      idempotencyTable:
-        this.idempotencyTable?.table ??
-        dynamodb.TableV2.fromTableName(this, 'IdempotencyTableReplica', names.idempotencyTable),
+      idempotencyTable,
       vpc: workers,
+      removalPolicy: workerRemoval,
+    });
+    this.paymentRetryWorker = new PaymentRetryWorker(this, 'PaymentRetryWorker', {
+      queue: this.messaging.paymentRetry,
+      idempotencyTable,
+      // Through RDS Proxy in the primary; the standby has none and reaches its cluster
+      // (read-only until promoted: a message there fails until then, see its runbook).
+      database: this.database,
+      vpc: workers,
+      paymentGateway,
+      sandbox: config.service.sandbox,
+      timeout: PAYMENT_RETRY_CONSUMER_TIMEOUT,
       removalPolicy: workerRemoval,
     });
     this.certificateProbe = new CertificateProbe(this, 'CertificateProbe', {
@@ -238,11 +305,44 @@ export class RegionalStack extends Stack {
       vpc: workers,
       removalPolicy: workerRemoval,
     });
+    this.inventoryReconciler = new InventoryReconciler(this, 'InventoryReconciler', {
+      database: this.database,
+      paymentRetryQueue: this.messaging.paymentRetry,
+      vpc: workers,
+      // Scheduled in both regions. Until a promotion the standby's cluster is a read-only
+      // global secondary, and each run there connects (as the standby fleet does), finds
+      // the database read-only and skips; once promoted, the next run reconciles, with no
+      // step in the failover. A demoted primary's runs skip the same way. Its failure
+      // alarm meanwhile proves the standby's path to the database, IAM login included.
+      removalPolicy: workerRemoval,
+    });
     this.alarmTopic.notify(
       ...this.messaging.orderEvents.alarms,
       ...this.messaging.paymentRetry.alarms,
+      ...this.paymentRetryWorker.alarms,
       ...this.certificateProbe.alarms,
+      ...this.inventoryReconciler.alarms,
     );
+
+    // Tier 8. Experiment templates cost nothing until started, so both profiles and both
+    // regions get them: a dev account rehearses a game day before production runs it, and
+    // the standby is the region a regional failover depends on. The zonal experiments
+    // impair the first AZ, where the database writer is placed.
+    this.chaos = new ChaosExperiments(this, 'Chaos', {
+      stopAlarm: this.fleetAlarms.checkoutImpaired,
+      vpc: this.network.vpc,
+      availabilityZone: this.azs[0],
+      autoScalingGroup: this.fleet.autoScalingGroup,
+      loadBalancer: this.loadBalancer.loadBalancer,
+      zonalAutoshiftEnabled: this.loadBalancer.zonalAutoshift !== undefined,
+      // FailoverDBCluster promotes a reader: only a cluster with one has a failover to test.
+      failoverCluster: isPrimary && config.database.readers > 0 ? this.database.cluster : undefined,
+      lambdaFaults: {
+        functions: [this.orderEventsWorker.worker],
+        stopAlarms: [this.messaging.orderEvents.deadLettersAlarm],
+      },
+      removalPolicy: production ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+    });
   }
 
   /**
@@ -270,19 +370,21 @@ export function dataNames(config: AppConfig): {
 }
 
 /**
- * The timeout phase 2's payment-retry worker must keep to (or raise here): the queue's
- * visibility timeout is 6 x this, and `WorkerFunction.consume` refuses a longer function.
+ * The payment-retry worker's timeout: the queue's visibility timeout is 6 x this, and
+ * `WorkerFunction.consume` refuses a longer function. Raise both together here.
  */
-export const PAYMENT_RETRY_CONSUMER_TIMEOUT = Duration.seconds(60);
+export const PAYMENT_RETRY_CONSUMER_TIMEOUT: Duration = PAYMENT_RETRY_TIMEOUT;
 
 /** Tier 5 of one region. */
 export interface MessagingQueues {
   /** Events the outbox relays (`OrderConfirmed`, `OrderPaymentDeclined`, ...), applied by the order-events worker. */
   readonly orderEvents: ResilientQueue;
   /**
-   * Orders the checkout deferred (`PaymentDeferred`). NO consumer yet: phase 2 of issue 11
-   * adds the payment-retry worker (`WorkerFunction.consume(paymentRetry)`, in the VPC,
-   * through RDS Proxy); until then deferred orders wait here, and its age alarm says so.
+   * Orders the checkout deferred (`PaymentDeferred`), consumed by the payment-retry worker
+   * (lib/constructs/payment-retry-worker.ts: in the VPC, through RDS Proxy with IAM auth),
+   * which charges each once and confirms it or releases its stock. A message that fails
+   * maxReceiveCount receives waits in the DLQ; its order's stock is released by the
+   * inventory reconciler once the order has been pending past its hold.
    */
   readonly paymentRetry: ResilientQueue;
 }

@@ -1,4 +1,4 @@
-import { Signer } from '@aws-sdk/rds-signer';
+import type { Signer } from '@aws-sdk/rds-signer';
 import { PoolConfig } from 'pg';
 import { DatabaseSettings, IamDatabaseSettings } from './settings';
 
@@ -34,9 +34,15 @@ export class DatabaseAuthTokenError extends Error {
 /**
  * The signer of IAM auth tokens for one proxy endpoint and user. Signing is local
  * (SigV4 over the credentials of the default chain): no network call per token.
+ *
+ * The SDK is required here rather than imported at the top: a caller that brings its own
+ * signer (`ConnectionDependencies.signer`: the Lambda workers, see
+ * lambda/shared/rds-auth-token.ts) never loads it, and its bundle can leave it out.
  */
 export function createAuthTokenSigner(settings: IamDatabaseSettings): AuthTokenSigner {
-  return new Signer({
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only when no signer is given (see above)
+  const { Signer: SdkSigner } = require('@aws-sdk/rds-signer') as { Signer: typeof Signer };
+  return new SdkSigner({
     hostname: settings.host,
     port: settings.port,
     username: settings.user,

@@ -128,6 +128,43 @@ export const MIGRATIONS: Migration[] = [
       `);
     },
   },
+  {
+    // The inventory reconciler (lambda/inventory-reconciler):
+    // - CANCELLED: a PENDING_PAYMENT order that never completed within the hold time, its
+    //   reservation released. The widened CHECK is added NOT VALID: every existing row
+    //   satisfies the narrower one it replaces, so scanning the table under the ACCESS
+    //   EXCLUSIVE lock this transaction holds would prove nothing; new rows are checked.
+    // - orders_pending_payment serves the reconciler's "oldest PENDING_PAYMENT orders".
+    // - inventory.counted_units: the SKU's units as of its last count (PUT
+    //   /admin/inventory, service/orders/stock.ts): available + units held by unfinished
+    //   orders + units sold, which every statement that moves stock keeps constant; the
+    //   reconciler reports any difference as drift. Existing rows are counted here, with
+    //   their inventory rows locked first (in SKU order, as every checkout locks them), so
+    //   the count reads a state no checkout is changing; NULL (a row inserted without the
+    //   admin route) is reported as uncounted.
+    name: '0005-order-cancellation-and-stock-counts',
+    up: async ({ context: db }) => {
+      await db.query(`
+        ALTER TABLE orders DROP CONSTRAINT orders_status_check;
+        ALTER TABLE orders ADD CONSTRAINT orders_status_check CHECK (status IN
+          ('PAYMENT_IN_PROGRESS', 'CONFIRMED', 'PENDING_PAYMENT', 'PAYMENT_DECLINED', 'CANCELLED')) NOT VALID;
+        CREATE INDEX orders_pending_payment ON orders (updated_at) WHERE status = 'PENDING_PAYMENT';
+        ALTER TABLE inventory ADD COLUMN counted_units bigint;
+      `);
+      await db.query('SELECT sku FROM inventory ORDER BY sku FOR UPDATE');
+      await db.query(`
+        WITH units AS (
+          SELECT oi.sku, sum(oi.quantity) AS units
+            FROM order_items oi JOIN orders o ON o.id = oi.order_id
+           WHERE o.status IN ('PAYMENT_IN_PROGRESS', 'PENDING_PAYMENT', 'CONFIRMED')
+           GROUP BY oi.sku
+        )
+        UPDATE inventory i SET counted_units = i.available + coalesce(u.units, 0)
+          FROM inventory j LEFT JOIN units u ON u.sku = j.sku
+         WHERE j.sku = i.sku
+      `);
+    },
+  },
 ];
 
 /** Why the service refuses to start: migrations are pending and its user may not apply them. */

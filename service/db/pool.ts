@@ -3,6 +3,25 @@ import { DatabaseConfig } from '../config';
 import { ConnectionDependencies, connectionConfig } from './connection';
 import { nameStatementsOn } from './statement';
 
+/** Session settings of a pool that the service's configuration does not carry. */
+export interface PoolSessionOptions {
+  /**
+   * `application_name`: who the sessions are in `pg_stat_activity` and the PostgreSQL logs.
+   *
+   * @default 'checkout-service'
+   */
+  readonly applicationName?: string;
+  /**
+   * `idle_in_transaction_session_timeout`: PostgreSQL ends a session that idles this long
+   * inside a transaction (its locks go with it). A caller that waits on something else
+   * inside a transaction (the payment-retry worker holds its order's row lock while the
+   * gateway answers) sets it above that wait.
+   *
+   * @default 2 x DB_STATEMENT_TIMEOUT_MS
+   */
+  readonly idleInTransactionTimeoutMs?: number;
+}
+
 /**
  * The connection pool. Its size is the database bulkhead: a request that cannot get a
  * connection within DB_CONNECT_TIMEOUT_MS fails fast instead of queueing forever.
@@ -15,8 +34,13 @@ import { nameStatementsOn } from './statement';
  * migration lock (service/db/migrations.ts).
  *
  * @param deps - lets a test inject the IAM token signer
+ * @param session - another `application_name` or idle-in-transaction timeout
  */
-export function createPool(config: DatabaseConfig, deps: ConnectionDependencies = {}): Pool {
+export function createPool(
+  config: DatabaseConfig,
+  deps: ConnectionDependencies = {},
+  session: PoolSessionOptions = {},
+): Pool {
   const pool = new Pool({
     ...connectionConfig(config.database, deps),
     max: config.DB_POOL_SIZE,
@@ -24,8 +48,9 @@ export function createPool(config: DatabaseConfig, deps: ConnectionDependencies 
     idleTimeoutMillis: 30_000,
     statement_timeout: config.DB_STATEMENT_TIMEOUT_MS,
     query_timeout: config.DB_STATEMENT_TIMEOUT_MS + 1_000,
-    idle_in_transaction_session_timeout: config.DB_STATEMENT_TIMEOUT_MS * 2,
-    application_name: 'checkout-service',
+    idle_in_transaction_session_timeout:
+      session.idleInTransactionTimeoutMs ?? config.DB_STATEMENT_TIMEOUT_MS * 2,
+    application_name: session.applicationName ?? 'checkout-service',
   });
   // A dropped idle connection (database restart, failover) must not crash the process;
   // the pool discards the client and the next query opens a new one.

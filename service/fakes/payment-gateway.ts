@@ -13,6 +13,10 @@ export interface RecordedCharge {
  * a charge once per key and answers every repeat with the same charge. `GET /__charges`
  * lists them. Besides the shared faults, `failAfterChargeRate` takes the charge and then
  * answers 500 - the lost-response case that retries must not turn into a double charge.
+ *
+ * With an `apiKey`, a charge must carry `Authorization: Bearer <apiKey>`, as a real
+ * gateway's would; any other or none is answered 401 and takes no charge. Changing
+ * `apiKey` while it runs is a key rotation at the gateway.
  */
 export class FakePaymentGateway extends ControllableServer {
   readonly charges = new Map<string, RecordedCharge>();
@@ -24,13 +28,24 @@ export class FakePaymentGateway extends ControllableServer {
   rejectStatus = 0;
   /** Charge requests answered with `rejectStatus`. */
   rejectedRequests = 0;
+  /** The API key a charge must carry, if any (see the class comment). */
+  apiKey: string | undefined;
+  /** Charge requests answered 401 for a missing or wrong API key. */
+  unauthorizedRequests = 0;
+  /** The `Authorization` header of the last charge request (undefined: none). */
+  lastAuthorization: string | undefined;
 
-  constructor() {
+  constructor(options: { apiKey?: string } = {}) {
     super((req, body, res) => {
       if (req.method === 'GET' && req.url === '/__charges') {
         return json(res, 200, Object.fromEntries(this.charges));
       }
       if (req.method !== 'POST' || req.url !== '/charges') return json(res, 404, { error: 'not found' });
+      this.lastAuthorization = req.headers.authorization;
+      if (this.apiKey !== undefined && req.headers.authorization !== `Bearer ${this.apiKey}`) {
+        this.unauthorizedRequests++;
+        return json(res, 401, { error: 'invalid_request_error', message: 'Invalid API Key provided' });
+      }
       const key = req.headers['idempotency-key'];
       if (typeof key !== 'string' || key === '') return json(res, 400, { error: 'Idempotency-Key required' });
       let request: { amountCents?: unknown; paymentToken?: unknown };
@@ -57,5 +72,6 @@ export class FakePaymentGateway extends ControllableServer {
       }
       json(res, 201, { chargeId: charge.chargeId, status: 'succeeded' });
     });
+    this.apiKey = options.apiKey;
   }
 }

@@ -9,6 +9,89 @@ import { CheckoutReply } from './replies';
 export type RecordableOutcome = Exclude<ChargeOutcome, { kind: 'rejected' }>;
 
 /**
+ * Compensation, part 1, as the body of a `MATERIALIZED` CTE: when `when` (an SQL boolean)
+ * holds, the inventory rows of order `orderId` locked in SKU order, the lock order of the
+ * claim (inventory, then key, then order), so that compensation and new checkouts cannot
+ * deadlock. Shared with the payment-retry worker (lambda/payment-retry/settle.ts).
+ */
+export function lockOrderInventory(orderId: string, when: string): string {
+  return `
+      SELECT i.sku FROM inventory i
+       WHERE ${when} AND i.sku IN (SELECT oi.sku FROM order_items oi WHERE oi.order_id = ${orderId})
+       ORDER BY i.sku
+         FOR UPDATE`;
+}
+
+/**
+ * Compensation, part 2, as the body of a data-modifying CTE: when `when` holds, the units
+ * of the order in the CTE `fence` (columns `id`, and `unreleased`: its `released_at` was
+ * unset) go back to stock. Only while `released_at` was unset, and the same statement
+ * sets it: a reservation goes back once, whoever releases it.
+ */
+export function restockOnce(when: string): string {
+  return `
+      UPDATE inventory i SET available = i.available + oi.quantity, updated_at = now()
+        FROM order_items oi, fence f
+       WHERE ${when} AND f.unreleased AND oi.order_id = f.id AND i.sku = oi.sku`;
+}
+
+/** What an order is, as far as the messages about its outcome go. */
+export type OrderFacts = Pick<
+  Order,
+  'id' | 'customerId' | 'amountCents' | 'currency' | 'paymentToken' | 'items'
+>;
+
+/** The status an outcome records, and the outbox message that announces it. */
+export interface OutcomeRecord {
+  readonly status: 'CONFIRMED' | 'PAYMENT_DECLINED' | 'PENDING_PAYMENT';
+  readonly destination: OutboxDestination;
+  readonly payload: Record<string, unknown>;
+}
+
+/**
+ * What recording `outcome` writes, wherever it is recorded (the checkout, or the
+ * payment-retry worker settling a deferred order):
+ *
+ * - charged: CONFIRMED with the charge id, OrderConfirmed to order-events;
+ * - declined: PAYMENT_DECLINED, OrderPaymentDeclined to order-events (the reservation goes
+ *   back to stock, see {@link restockOnce});
+ * - deferred: PENDING_PAYMENT, PaymentDeferred (with the payment token) to payment-retry.
+ */
+export function outcomeRecord(order: OrderFacts, outcome: RecordableOutcome): OutcomeRecord {
+  const event = {
+    orderId: order.id,
+    customerId: order.customerId,
+    amountCents: order.amountCents,
+    currency: order.currency,
+  };
+  switch (outcome.kind) {
+    case 'charged':
+      return {
+        status: 'CONFIRMED',
+        destination: 'order-events',
+        payload: { type: 'OrderConfirmed', ...event, chargeId: outcome.chargeId, items: order.items },
+      };
+    case 'declined':
+      return {
+        status: 'PAYMENT_DECLINED',
+        destination: 'order-events',
+        payload: { type: 'OrderPaymentDeclined', ...event, reason: outcome.reason },
+      };
+    case 'deferred':
+      return {
+        status: 'PENDING_PAYMENT',
+        destination: 'payment-retry',
+        payload: {
+          type: 'PaymentDeferred',
+          ...event,
+          paymentToken: order.paymentToken,
+          cause: outcome.cause,
+        },
+      };
+  }
+}
+
+/**
  * An order's outcome, its compensation, its outbox message and the reply under its key,
  * in one statement (one round trip, atomic without BEGIN/COMMIT), fenced:
  *
@@ -29,11 +112,7 @@ export type RecordableOutcome = Exclude<ChargeOutcome, { kind: 'rejected' }>;
 export const RECORD = statement(
   'checkout-record-outcome',
   `
-    WITH returned AS MATERIALIZED (
-      SELECT i.sku FROM inventory i
-       WHERE $6::boolean AND i.sku IN (SELECT oi.sku FROM order_items oi WHERE oi.order_id = $3)
-       ORDER BY i.sku
-         FOR UPDATE
+    WITH returned AS MATERIALIZED (${lockOrderInventory('$3', '$6::boolean')}
     ),
     fence AS MATERIALIZED (
       SELECT o.id, o.released_at IS NULL AS unreleased
@@ -50,10 +129,7 @@ export const RECORD = statement(
         FROM fence f
        WHERE o.id = f.id
     ),
-    restocked AS (
-      UPDATE inventory i SET available = i.available + oi.quantity, updated_at = now()
-        FROM order_items oi, fence f
-       WHERE $6::boolean AND f.unreleased AND oi.order_id = f.id AND i.sku = oi.sku
+    restocked AS (${restockOnce('$6::boolean')}
     ),
     queued AS (
       ${OUTBOX_INSERT} SELECT $7, $8::jsonb FROM fence
@@ -80,11 +156,8 @@ export type Recorded =
   | { readonly recorded: false; readonly stored: CheckoutReply | undefined };
 
 /**
- * Records `outcome` for `order` with `reply` under its key, exactly once: see {@link RECORD}.
- *
- * - charged: CONFIRMED with the charge id, OrderConfirmed to order-events;
- * - declined: PAYMENT_DECLINED, the reservation back to stock, OrderPaymentDeclined;
- * - deferred: PENDING_PAYMENT, PaymentDeferred (with the payment token) to payment-retry.
+ * Records `outcome` for `order` with `reply` under its key, exactly once: see {@link RECORD}
+ * for the statement and {@link outcomeRecord} for what each outcome writes.
  */
 export async function recordOutcome(
   pool: Pool,
@@ -92,30 +165,7 @@ export async function recordOutcome(
   outcome: RecordableOutcome,
   reply: CheckoutReply,
 ): Promise<Recorded> {
-  const event = {
-    orderId: order.id,
-    customerId: order.customerId,
-    amountCents: order.amountCents,
-    currency: order.currency,
-  };
-  let status: string;
-  let destination: OutboxDestination = 'order-events';
-  let payload: Record<string, unknown>;
-  switch (outcome.kind) {
-    case 'charged':
-      status = 'CONFIRMED';
-      payload = { type: 'OrderConfirmed', ...event, chargeId: outcome.chargeId, items: order.items };
-      break;
-    case 'declined':
-      status = 'PAYMENT_DECLINED';
-      payload = { type: 'OrderPaymentDeclined', ...event, reason: outcome.reason };
-      break;
-    case 'deferred':
-      status = 'PENDING_PAYMENT';
-      destination = 'payment-retry';
-      payload = { type: 'PaymentDeferred', ...event, paymentToken: order.paymentToken, cause: outcome.cause };
-      break;
-  }
+  const { status, destination, payload } = outcomeRecord(order, outcome);
   const { rows } = await execute<{
     recorded: boolean;
     status_code: number | null;

@@ -235,8 +235,8 @@ describe('Database validation', () => {
   });
 
   test('on a secondary, grantConnect grants IAM login to the cluster itself (it has no proxy)', () => {
-    // GIVEN a global secondary and a role of its fleet
-    const db = make({ global: { role: 'secondary', globalClusterIdentifier: 'g' } });
+    // GIVEN a global secondary (one instance, as the standby runs it) and a role of its fleet
+    const db = make({ global: { role: 'secondary', globalClusterIdentifier: 'g' }, readers: 0 });
     const role = new iam.Role(Stack.of(db), 'ServiceRole', {
       assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
     });
@@ -249,11 +249,21 @@ describe('Database validation', () => {
     expect(JSON.stringify(policy?.Properties.PolicyDocument)).toMatch(
       /rds-db:connect.*dbuser:".*"DBClusterResourceId"\]\},"\/checkout"/,
     );
-    // and the endpoint is the cluster's, on the cluster's port
+    // and the endpoint is its instance's (the cluster's writer endpoint stays inactive
+    // until promotion), on the cluster's port
     expect(db.connectionPort).toBe(5433);
     expect(Stack.of(db).resolve(db.endpoint)).toEqual({
-      'Fn::GetAtt': [expect.stringMatching(/^DbCluster/), 'Endpoint.Address'],
+      'Fn::GetAtt': [expect.stringMatching(/^DbClusterWriter/), 'Endpoint.Address'],
     });
+    const instances = Template.fromStack(Stack.of(db)).findResources('AWS::RDS::DBInstance');
+    expect(Object.keys(instances)).toEqual([Stack.of(db).resolve(db.endpoint)['Fn::GetAtt'][0]]);
+  });
+
+  test('a secondary with readers has no single instance for its clients: endpoint says so', () => {
+    const db = make({ global: { role: 'secondary', globalClusterIdentifier: 'g' }, readers: 1 });
+    expect(() => db.endpoint).toThrow(
+      /a global secondary without a proxy must run exactly one instance \(it has 2\)/,
+    );
   });
 
   test('on a secondary, the master user has no IAM path to grant', () => {

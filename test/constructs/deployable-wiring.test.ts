@@ -214,7 +214,7 @@ describe('4. after a regional failover the standby fleet reaches the promoted wr
     );
   });
 
-  test('the primary cluster stays reachable only through its proxy (and the rotation function)', () => {
+  test('the primary cluster stays reachable only through its proxy (and the rotation function and the migration job)', () => {
     const stack = production.primary;
     const sgs = stack.securityGroups;
     const from = ingressGraph(primary)
@@ -222,7 +222,11 @@ describe('4. after a regional failover the standby fleet reaches the promoted wr
       .map((e) => e.from)
       .sort();
     expect(from).toEqual(
-      [logicalId(stack, sgs.databaseProxy), logicalId(stack, stack.database.rotationSecurityGroup!)].sort(),
+      [
+        logicalId(stack, sgs.databaseProxy),
+        logicalId(stack, stack.database.rotationSecurityGroup!),
+        logicalId(stack, stack.migrationJob!.securityGroup),
+      ].sort(),
     );
   });
 
@@ -230,6 +234,7 @@ describe('4. after a regional failover the standby fleet reaches the promoted wr
     const runbook = readFileSync(join(ROOT, 'docs/runbooks/region-failover.md'), 'utf8');
     expect(runbook).toMatch(/no RDS Proxy/i);
     expect(runbook).toMatch(/directly/);
+    expect(runbook).toMatch(/writer endpoint is\s+inactive until promotion/);
     expect(runbook).not.toMatch(/until a proxy is created there/);
   });
 });

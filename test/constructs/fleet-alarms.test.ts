@@ -19,13 +19,34 @@ function alarm(stack: RegionalStack, template: Template, alarmId: string): Json 
   return template.toJSON().Resources[id(stack, construct)].Properties;
 }
 
+/**
+ * Evaluates a one-datapoint metric math expression of the kind the rate alarms use (IF,
+ * FILL, + - * /, comparisons), with `undefined` for a metric that has no datapoint (ELB
+ * reports nothing it has nothing to count). Enough to check what an alarm reads in an outage.
+ */
+function evaluate(expression: string, values: Record<string, number | undefined>): number | undefined {
+  const js = expression.replace(/FILL\((\w+), (\d+)\)/g, '($1 ?? $2)').replace(/IF\(/g, 'iff(');
+  const iff = (c: boolean, a: number | undefined, b: number | undefined) => (c ? a : b);
+  const names = Object.keys(values);
+  // No metric with a datapoint: the expression has no timestamp to produce one at.
+  if (names.every((n) => values[n] === undefined)) return undefined;
+  // A metric without a datapoint makes plain arithmetic on it yield no datapoint.
+  const result = new Function('iff', ...names, `return ${js};`)(iff, ...names.map((n) => values[n])) as
+    number | undefined;
+  return result === undefined || Number.isNaN(result) ? undefined : result;
+}
+
 const runbookOf = (description: string) =>
   /Runbook: docs\/runbooks\/([a-z0-9-]+)\.md$/.exec(description)?.[1];
 
 describe('fleet alarms', () => {
   test('every alarm names a runbook that exists and is listed in docs/runbooks/README.md', () => {
     const readme = readFileSync(join(ROOT, 'docs/runbooks/README.md'), 'utf8');
-    const all = [...production.primary.fleetAlarms.alarms, production.primary.fleetAlarms.checkoutImpaired];
+    const all = [
+      ...production.primary.fleetAlarms.alarms,
+      production.primary.fleetAlarms.checkoutImpaired,
+      production.primary.fleetAlarms.capacityShort,
+    ];
     const runbooks = new Set(
       all.map((a) => {
         const props = primary.toJSON().Resources[id(production.primary, a)].Properties;
@@ -71,13 +92,34 @@ describe('fleet alarms', () => {
     ]) {
       const props = alarm(production.primary, primary, alarmId);
       expect(props).toMatchObject({ Threshold: 1, EvaluationPeriods: 3, DatapointsToAlarm: 3 });
-      const expression = props.Metrics.find((m: Json) => m.Expression);
-      expect(expression.Expression).toBe('IF(requests > 0, 100 * errors / requests, 0)');
-      const names = props.Metrics.filter((m: Json) => m.MetricStat).map(
-        (m: Json) => m.MetricStat.Metric.MetricName,
+      const byId = Object.fromEntries(
+        (props.Metrics as Json[])
+          .filter((m) => m.MetricStat)
+          .map((m) => [m.Id, m.MetricStat.Metric.MetricName]),
       );
-      expect(names.sort()).toEqual([metric, 'RequestCount'].sort());
+      expect(byId).toEqual({ errors: metric, requests: 'RequestCount' });
     }
+    const expression = (alarmId: string) =>
+      (alarm(production.primary, primary, alarmId).Metrics as Json[]).find((m) => m.Expression)!
+        .Expression as string;
+    // a healthy minute, and 2% errors, read the same through both
+    for (const alarmId of ['Alb5xxRate', 'Target5xxRate']) {
+      expect(evaluate(expression(alarmId), { requests: 1000, errors: 0 })).toBe(0);
+    }
+    expect(evaluate(expression('Target5xxRate'), { requests: 1000, errors: 20 })).toBe(2);
+    expect(evaluate(expression('Alb5xxRate'), { requests: 1000, errors: 20 })).toBeCloseTo(1.96, 2);
+  });
+
+  test("the load balancer's 5xx rate reads 100% when no target can be chosen (RequestCount leaves those 503s out)", () => {
+    // GIVEN a minute in which the fleet has no registered target: ELB answers 503 itself and
+    // reports no RequestCount ("only incremented for requests where the load balancer node
+    // was able to choose a target")
+    const props = alarm(production.primary, primary, 'Alb5xxRate');
+    const expression = (props.Metrics as Json[]).find((m) => m.Expression)!.Expression as string;
+    // WHEN the alarm's expression is evaluated THEN it reads a total outage, above the threshold
+    expect(evaluate(expression, { requests: undefined, errors: 600 })).toBe(100);
+    expect(evaluate(expression, { requests: 0, errors: 600 })).toBe(100);
+    expect(evaluate(expression, { requests: undefined, errors: undefined })).toBeUndefined();
   });
 
   test('p99 target response time above 2 s for 3 minutes', () => {
@@ -169,9 +211,11 @@ describe('fleet alarms', () => {
     });
   });
 
-  test('certificate DaysToExpiry below 45 (ACM renews from 60 days out)', () => {
+  test('certificate DaysToExpiry below 45 (ACM renews from 60 days out), in the certificate region; missing days keep the last state', () => {
     const stack = production.primary;
     expect(alarm(stack, primary, 'CertificateExpiry')).toMatchObject({
+      // ACM stops publishing once the certificate has expired: that must not read as OK
+      TreatMissingData: 'ignore',
       Namespace: 'AWS/CertificateManager',
       MetricName: 'DaysToExpiry',
       Statistic: 'Minimum',
@@ -180,6 +224,24 @@ describe('fleet alarms', () => {
       ComparisonOperator: 'LessThanThreshold',
       Dimensions: [{ Name: 'CertificateArn', Value: { Ref: id(stack, stack.loadBalancer.certificate) } }],
     });
+  });
+
+  test('capacity short (the practice-run blocking alarm) is any healthy-host alarm, and pages nobody twice', () => {
+    for (const [stack, members] of [
+      [production.primary, ['HealthyHostsAz1', 'HealthyHostsAz2', 'HealthyHostsAz3']],
+      [production.standby!, ['HealthyHosts']],
+      [lean.primary, ['HealthyHosts']],
+    ] as const) {
+      expect(stack.fleetAlarms.healthyHostAlarms.map((a) => a.node.id)).toEqual(members);
+      const props =
+        Template.fromStack(stack).toJSON().Resources[id(stack, stack.fleetAlarms.capacityShort)].Properties;
+      const rule = JSON.stringify(props.AlarmRule);
+      for (const member of stack.fleetAlarms.healthyHostAlarms) expect(rule).toContain(id(stack, member));
+      expect(rule.match(/ALARM\(/g)).toHaveLength(members.length);
+      // its members notify the topic; it only blocks practice runs
+      expect(props.AlarmActions).toBeUndefined();
+      expect(runbookOf(props.AlarmDescription)).toBe('fleet-healthy-hosts');
+    }
   });
 
   test('checkout impaired (the autoshift practice-run outcome) is any of 5xx, latency or the breaker', () => {

@@ -365,10 +365,14 @@ describe('environment and secrets', () => {
     expect(env.has('NODE_EXTRA_CA_CERTS')).toBe(false);
   });
 
-  test('the standby (no proxy) connects to the cluster writer on 5433, trusting the RDS CA it downloads', () => {
+  test('the standby (no proxy) connects to its cluster instance on 5433, trusting the RDS CA it downloads', () => {
     const stack = production.standby!;
     const env = environment(standby);
-    expect(env.get('DB_HOST')).toBe(`CFN_ATT_${id(stack, stack.database.cluster)}_Endpoint_Address`);
+    // its instance: the secondary's writer endpoint is inactive until the cluster is promoted
+    const instances = Object.keys(standby.findResources('AWS::RDS::DBInstance'));
+    expect(instances).toHaveLength(1);
+    expect(env.get('DB_HOST')).toBe(`CFN_ATT_${instances[0]}_Endpoint_Address`);
+    expect(stack.database.cluster.instanceEndpoints).toHaveLength(1);
     expect(env.get('DB_PORT')).toBe('5433');
     expect(env.get('NODE_EXTRA_CA_CERTS')).toBe(FLEET_PATHS.rdsCaBundle);
     expect(userDataOf(standby)).toContain(
@@ -412,8 +416,11 @@ describe('environment and secrets', () => {
       expect(fetch).toMatch(/^put ADMIN_TOKEN 'CFN_REF_/m);
       expect(fetch).toContain('umask 077');
     }
-    expect(fileWrittenBy(userDataOf(primary), FLEET_PATHS.secretsScript)).toMatch(
-      /^put PAYMENT_API_KEY 'resilient-shop\/payment-gateway-api-key'$/m,
+    // the gateway key is not fetched at start: the service reads it (and follows rotations)
+    // itself from the secret the environment names
+    expect(fileWrittenBy(userDataOf(primary), FLEET_PATHS.secretsScript)).not.toMatch(/PAYMENT_API_KEY/);
+    expect(environment(primary).get('PAYMENT_API_KEY_SECRET_ID')).toBe(
+      'resilient-shop/payment-gateway-api-key',
     );
   });
 
@@ -529,6 +536,45 @@ describe('wiring the packs do not read', () => {
     const app = resources(primary)[id(stack, stack.securityGroups.app)];
     expect(app.Properties.SecurityGroupEgress).toContainEqual(
       expect.objectContaining({ CidrIp: '0.0.0.0/0', FromPort: 443, ToPort: 443, IpProtocol: 'tcp' }),
+    );
+  });
+});
+
+describe("construct ids (the resources' identity in a deployed account)", () => {
+  test('the parts built in lib/fleet/ keep the ids they had inside Fleet: a rename would replace the resource', () => {
+    // GIVEN the production fleet WHEN its direct children are listed
+    const ids = production.primary.fleet.node.children.map((c) => c.node.id);
+    // THEN each part sits directly under the Fleet with its original id
+    expect(ids).toEqual(
+      expect.arrayContaining([
+        'Key',
+        'ServiceLogs',
+        'AdminToken',
+        'Bundle',
+        'InstanceRole',
+        'InstancePolicy',
+        'LaunchTemplate',
+        'AutoScalingGroup',
+        'TargetGroup',
+      ]),
+    );
+    // AND the template's logical ids are the ones deployed accounts hold (from before the
+    // parts moved to lib/fleet/)
+    const fleetIds = Object.keys(resources(primary));
+    expect(fleetIds).toEqual(
+      expect.arrayContaining([
+        'FleetKey3D2DECCD',
+        'FleetServiceLogs94588A2C',
+        'FleetAdminTokenADCBD3FC',
+        'FleetInstanceRoleA605DB82',
+        'FleetInstancePolicyDA3B9359',
+        'FleetLaunchTemplateProfileB169EB6D',
+        'FleetLaunchTemplate3FC2FEAE',
+        'FleetAutoScalingGroupASGDF45BDA5',
+        'FleetAutoScalingGroupScalingPolicyCpuTracking528494BD',
+        'FleetAutoScalingGroupScalingPolicyRequestCountTracking58FDFA81',
+        'FleetTargetGroupE530A1E5',
+      ]),
     );
   });
 });

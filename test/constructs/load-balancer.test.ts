@@ -7,8 +7,11 @@ import {
   LoadBalancer,
   MANAGED_RULE_GROUPS,
   TLS_POLICY,
+  vpcEgressCidrsToAdmit,
 } from '../../lib/constructs/load-balancer';
+import { RegionalStack } from '../../lib/stacks/regional-stack';
 import { buildTestApp, configWith, rawConfig, shippedConfig } from '../helpers/app';
+import { ingressGraph } from '../helpers/ingress-graph';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -81,7 +84,7 @@ describe('load balancer', () => {
     expect(albAttributes(leanPrimary)['zonal_shift.config.enabled']).toBe('true');
   });
 
-  test('443 uses the TLS 1.3/1.2 policy with the ACM certificate and forwards to the fleet', () => {
+  test('443 uses the current post-quantum TLS 1.3/1.2 policy AWS recommends (2025-09), with the ACM certificate, and forwards to the fleet', () => {
     primary.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', {
       Port: 443,
       Protocol: 'HTTPS',
@@ -95,6 +98,8 @@ describe('load balancer', () => {
       ],
     });
     expect(TLS_POLICY).toMatch(/^ELBSecurityPolicy-TLS13-1-2-/);
+    // the policy "Security policies for your Application Load Balancer" recommends
+    expect(TLS_POLICY).toBe('ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09');
   });
 
   test('80 has one action, a permanent redirect to https on 443, and forwards nothing', () => {
@@ -229,6 +234,68 @@ describe('web ACL', () => {
   });
 });
 
+describe("the VPC's own callers of the public name (the certificate probe, through the NAT gateways)", () => {
+  const natRules = (stack: RegionalStack) => {
+    const template = Template.fromStack(stack);
+    const alb = id(stack, stack.securityGroups.loadBalancer);
+    const list = stack.loadBalancer.vpcEgressPrefixList;
+    const peer = list && `prefix-list:${JSON.stringify(stack.resolve(list.attrPrefixListId))}`;
+    return {
+      template,
+      alb,
+      list,
+      peer,
+      rules: ingressGraph(template).filter((e) => e.to === alb && e.from === peer),
+    };
+  };
+
+  test("lean (ingress restricted to 203.0.113.0/24): the NAT gateway's Elastic IP reaches the load balancer on 443, and on 443 only", () => {
+    // GIVEN the lean config, whose allow list does not cover the VPC's NAT gateway
+    const stack = lean.primary;
+    // WHEN its template is synthesized
+    const { template, alb, list, peer, rules } = natRules(stack);
+    // THEN a prefix list holds each NAT gateway's Elastic IP (resolved at deploy) as a /32
+    expect(list).toBeDefined();
+    const eips = Object.keys(template.findResources('AWS::EC2::EIP'));
+    expect(eips).toHaveLength(1);
+    const props = template.toJSON().Resources[stack.getLogicalId(list!)].Properties;
+    expect(props).toMatchObject({ AddressFamily: 'IPv4', MaxEntries: 1 });
+    expect(props.Entries).toEqual(
+      eips.map((eip, i) => ({
+        Cidr: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [eip, 'PublicIp'] }, '/32']] },
+        Description: `NAT gateway ${i + 1}`,
+      })),
+    );
+    // AND the load balancer's group admits the list on 443, never on 80
+    expect(rules).toEqual([{ to: alb, from: peer, protocol: 'tcp', fromPort: 443, toPort: 443 }]);
+  });
+
+  test('production (open to the internet): no prefix list, no extra rule; 0.0.0.0/0 already admits the NAT gateways', () => {
+    const stack = production.primary;
+    expect(stack.network.natGatewayPublicIps).toHaveLength(3);
+    expect(stack.loadBalancer.vpcEgressCidrs).toEqual([]);
+    expect(stack.loadBalancer.vpcEgressPrefixList).toBeUndefined();
+    primary.resourceCountIs('AWS::EC2::PrefixList', 0);
+  });
+
+  test('a restricted production config admits all three NAT gateways through one rule', () => {
+    const stack = buildTestApp(configWith({ allowedIngressCidrs: ['203.0.113.0/24'] })).stacks.primary;
+    const { template, list, rules } = natRules(stack);
+    expect(template.toJSON().Resources[stack.getLogicalId(list!)].Properties.Entries).toHaveLength(3);
+    expect(rules).toHaveLength(1);
+  });
+
+  test('a literal address is admitted only when no allowed CIDR covers it; a deploy-time address whenever the list is not open to all', () => {
+    expect(vpcEgressCidrsToAdmit(['198.51.100.7'], ['198.51.100.0/24'])).toEqual([]);
+    expect(vpcEgressCidrsToAdmit(['198.51.100.7'], ['203.0.113.0/24'])).toEqual(['198.51.100.7/32']);
+    expect(vpcEgressCidrsToAdmit(['198.51.100.7'], ['0.0.0.0/0'])).toEqual([]);
+    const stack = new Stack(new App(), 'Tokens', { env: { account: '111111111111', region: 'us-east-1' } });
+    const eip = new ec2.CfnEIP(stack, 'Eip');
+    expect(vpcEgressCidrsToAdmit([eip.attrPublicIp], ['203.0.113.0/24'])).toHaveLength(1);
+    expect(vpcEgressCidrsToAdmit([eip.attrPublicIp], ['0.0.0.0/0'])).toEqual([]);
+  });
+});
+
 describe('zonal autoshift', () => {
   test('production: enabled on the load balancer with the checkout-impaired composite as the practice-run outcome alarm', () => {
     const stack = production.primary;
@@ -244,6 +311,26 @@ describe('zonal autoshift', () => {
         ],
       },
     });
+  });
+
+  test('production: practice runs do not start while an AZ is short of healthy targets (the capacity-short composite blocks them)', () => {
+    const stack = production.primary;
+    const config = Object.values(primary.findResources('AWS::ARCZonalShift::ZonalAutoshiftConfiguration'))[0];
+    expect(config.Properties.PracticeRunConfiguration.BlockingAlarms).toEqual([
+      {
+        Type: 'CLOUDWATCH',
+        AlarmIdentifier: { 'Fn::GetAtt': [id(stack, stack.fleetAlarms.capacityShort), 'Arn'] },
+      },
+    ]);
+  });
+
+  test('the load balancer is an ARC managed resource (zonal shift attribute on) and its target group keeps cross-zone load balancing, which ARC supports for ALBs', () => {
+    expect(albAttributes(primary)['zonal_shift.config.enabled']).toBe('true');
+    const tg = Object.values(primary.findResources('AWS::ElasticLoadBalancingV2::TargetGroup'))[0];
+    const attributes = (tg.Properties.TargetGroupAttributes as { Key: string; Value: string }[]).map(
+      (a) => a.Key,
+    );
+    expect(attributes).not.toContain('load_balancing.cross_zone.enabled');
   });
 
   test('lean: not enabled (practice runs take one of its two AZs away weekly)', () => {
@@ -292,5 +379,16 @@ describe('LoadBalancer validation', () => {
       .createAlarm(stack, 'A', { threshold: 1, evaluationPeriods: 1 });
     lb.enableZonalAutoshift(alarm);
     expect(() => lb.enableZonalAutoshift(alarm)).toThrow(/enableZonalAutoshift was already called/);
+  });
+
+  test("refuses more blocking alarms than CloudFormation's schema takes (one)", () => {
+    const { stack, props } = fixture();
+    const lb = new LoadBalancer(stack, 'Lb', props);
+    const alarms = Array.from({ length: 2 }, (_, i) =>
+      lb.metricWafBlockedRequests().createAlarm(stack, `A${i}`, { threshold: 1, evaluationPeriods: 1 }),
+    );
+    expect(() => lb.enableZonalAutoshift(alarms[0], alarms)).toThrow(
+      /at most 1 blocking alarm, got 2: combine them in a composite alarm/,
+    );
   });
 });

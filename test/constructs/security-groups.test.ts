@@ -23,6 +23,7 @@ describe('SecurityGroups in the production RegionalStack', () => {
     const rotation = stack.database.node.findChild('RotationSecurityGroup');
     return logicalId(stack, rotation as ec2.ISecurityGroup);
   };
+  const migration = () => logicalId(stack, stack.migrationJob!.securityGroup);
 
   test('the whole ingress graph is exactly the designed one', () => {
     // GIVEN the default config (public storefront, app port 8080, database port 5433)
@@ -61,6 +62,10 @@ describe('SecurityGroups in the production RegionalStack', () => {
       { to: endpoints, from: id(sgs.lambda), protocol: 'tcp', fromPort: 443, toPort: 443 },
       // the rotation function calls Secrets Manager, which private DNS sends to the endpoint
       { to: endpoints, from: rotation, protocol: 'tcp', fromPort: 443, toPort: 443 },
+      // the deploy-time migration job logs in to the cluster as shop_admin with the master
+      // secret (read through the Secrets Manager endpoint)
+      { to: id(sgs.database), from: migration(), protocol: 'tcp', fromPort: dbPort, toPort: dbPort },
+      { to: endpoints, from: migration(), protocol: 'tcp', fromPort: 443, toPort: 443 },
     ];
     expect([...graph].sort(byKey)).toEqual([...expected].sort(byKey));
   });
@@ -79,13 +84,13 @@ describe('SecurityGroups in the production RegionalStack', () => {
     expect(graph.filter((e) => admits(e, 22) || admits(e, 3389))).toEqual([]);
   });
 
-  test('the database is reachable only from the app and Lambda groups, through the proxy', () => {
+  test('the database is reachable only from the app and Lambda groups, through the proxy (the rotation function and the migration job aside)', () => {
     const toProxy = graph.filter((e) => e.to === id(sgs.databaseProxy));
     expect(toProxy.map((e) => e.from).sort()).toEqual([id(sgs.app), id(sgs.lambda)].sort());
     expect(toProxy.every((e) => e.fromPort === proxyPort && e.toPort === proxyPort)).toBe(true);
     const toCluster = graph.filter((e) => e.to === id(sgs.database));
     expect([...new Set(toCluster.map((e) => e.from))].sort()).toEqual(
-      [id(sgs.databaseProxy), rotationGroup()].sort(),
+      [id(sgs.databaseProxy), rotationGroup(), migration()].sort(),
     );
     expect(toCluster.every((e) => e.fromPort === dbPort && e.toPort === dbPort)).toBe(true);
     const onDatabasePorts = graph.filter((e) => admits(e, dbPort) || admits(e, proxyPort));

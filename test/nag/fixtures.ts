@@ -1,6 +1,7 @@
 import { CfnResource, Stack, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { IConstruct } from 'constructs';
+import { RESILIENCE_PACK, ResilienceChecks } from '../../lib/nag/resilience-checks';
 import { WIRING_PACK, WiringChecks } from '../../lib/nag/wiring-checks';
 import { newApp } from '../helpers/app';
 import { synthFindings } from '../helpers/gates';
@@ -19,6 +20,21 @@ export function wiringFindings(build: (stack: Stack) => void): WiringFinding[] {
   Validations.of(app).addPlugins(new WiringChecks(app));
   return synthFindings(app)
     .findings.filter((f) => f.plugin === WIRING_PACK)
+    .flatMap((f) => f.paths.map((path) => `${f.rule} at ${path}`))
+    .sort();
+}
+
+/**
+ * Builds a fixture stack like {@link wiringFindings}, registers the resilience pack alone,
+ * synthesizes, and returns the pack's findings: `<rule id>[<finding>] at <construct path>`.
+ */
+export function resilienceFindings(build: (stack: Stack) => void): WiringFinding[] {
+  const app = newApp();
+  const stack = new Stack(app, 'Fixture', { env: { account: '111111111111', region: 'us-east-1' } });
+  build(stack);
+  Validations.of(app).addPlugins(new ResilienceChecks(app));
+  return synthFindings(app)
+    .findings.filter((f) => f.plugin === RESILIENCE_PACK)
     .flatMap((f) => f.paths.map((path) => `${f.rule} at ${path}`))
     .sort();
 }

@@ -61,18 +61,26 @@ describe.each(regions)('messaging and workers of the %s stack', (_name, stack) =
     );
   });
 
-  test('order-events is consumed by its worker; payment-retry by nothing yet (phase 2)', () => {
+  test('each queue is consumed by its worker: order-events by the order-events worker, payment-retry by the payment-retry worker', () => {
     const mappings = Object.values(resources).filter((r) => r.Type === 'AWS::Lambda::EventSourceMapping');
     expect(mappings.map((m) => [m.Properties.EventSourceArn, m.Properties.FunctionName])).toEqual([
       [
         { 'Fn::GetAtt': [id(orderEvents.queue), 'Arn'] },
         { Ref: id(stack.orderEventsWorker.worker.function) },
       ],
+      [
+        { 'Fn::GetAtt': [id(paymentRetry.queue), 'Arn'] },
+        { Ref: id(stack.paymentRetryWorker.worker.function) },
+      ],
     ]);
   });
 
   test('the workers run in the VPC with the workers security group', () => {
-    for (const worker of [stack.orderEventsWorker.worker, stack.certificateProbe.worker]) {
+    for (const worker of [
+      stack.orderEventsWorker.worker,
+      stack.paymentRetryWorker.worker,
+      stack.certificateProbe.worker,
+    ]) {
       const vpcConfig = resources[id(worker.function)].Properties.VpcConfig as {
         SecurityGroupIds: unknown[];
       };
@@ -105,10 +113,15 @@ describe.each(regions)('messaging and workers of the %s stack', (_name, stack) =
     ]);
   });
 
-  test('every queue and probe alarm notifies the alarm topic, when it fires and when it recovers', () => {
+  test('every queue, payment-retry worker and probe alarm notifies the alarm topic, when it fires and when it recovers', () => {
     const topic = { Ref: id(stack.alarmTopic.topic) };
-    const alarms = [...orderEvents.alarms, ...paymentRetry.alarms, ...stack.certificateProbe.alarms];
-    expect(alarms).toHaveLength(8);
+    const alarms = [
+      ...orderEvents.alarms,
+      ...paymentRetry.alarms,
+      ...stack.paymentRetryWorker.alarms,
+      ...stack.certificateProbe.alarms,
+    ];
+    expect(alarms).toHaveLength(11);
     for (const alarm of alarms) {
       expect(resources[id(alarm)].Properties).toMatchObject({ AlarmActions: [topic], OKActions: [topic] });
     }

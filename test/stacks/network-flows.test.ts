@@ -15,10 +15,26 @@ import { IngressEdge, egressGraph, ingressGraph } from '../helpers/ingress-graph
 /**
  * A node of the flow table: a role, resolved to a security group per stack, or to CIDRs
  * (`internet`: the config's allowedIngressCidrs; `healthCheckers`: the Route 53
- * health-checker ranges the load balancer admits because those CIDRs do not cover them).
+ * health-checker ranges the load balancer admits because those CIDRs do not cover them;
+ * `natGateways`: the prefix list of the VPC's NAT gateway Elastic IPs, admitted for the
+ * same reason).
  */
 type Role =
-  'internet' | 'healthCheckers' | 'alb' | 'app' | 'lambda' | 'proxy' | 'cluster' | 'rotation' | 'endpoints';
+  | 'internet'
+  | 'healthCheckers'
+  | 'natGateways'
+  | 'alb'
+  | 'app'
+  | 'lambda'
+  | 'proxy'
+  | 'cluster'
+  | 'rotation'
+  | 'migration'
+  | 'endpoints';
+
+/** The roles that stand for CIDRs rather than security groups. */
+type CidrRole = 'internet' | 'healthCheckers' | 'natGateways';
+const CIDR_ROLES: readonly Role[] = ['internet', 'healthCheckers', 'natGateways'];
 
 /** A flow the system needs: who reaches whom on which port, and why. */
 interface Flow {
@@ -50,6 +66,14 @@ function neededFlows(stack: RegionalStack): Flow[] {
       why: 'Route 53 health checkers call /health/ready for DNS failover (the allowed CIDRs miss them)',
     });
   }
+  if (stack.loadBalancer.vpcEgressCidrs.length > 0) {
+    flows.push({
+      from: 'natGateways',
+      to: 'alb',
+      port: 443,
+      why: "the certificate probe calls the public name from the VPC, through the NAT gateways' Elastic IPs (the allowed CIDRs miss them)",
+    });
+  }
   if (hasProxy) {
     flows.push(
       { from: 'app', to: 'proxy', port: 5432, why: 'the service connects through RDS Proxy' },
@@ -72,8 +96,69 @@ function neededFlows(stack: RegionalStack): Flow[] {
       },
     );
   }
+  // The inventory reconciler (workers' group), scheduled in both regions (a run on the
+  // standby's read-only secondary skips). EMF metrics leave through its logs, and it signs
+  // its IAM token locally: the database is its only flow.
+  flows.push(
+    hasProxy
+      ? {
+          from: 'lambda',
+          to: 'proxy',
+          port: 5432,
+          why: 'the inventory reconciler releases expired reservations and recounts stock through RDS Proxy',
+        }
+      : {
+          from: 'lambda',
+          to: 'cluster',
+          port: clusterPort,
+          why: 'no proxy here: the inventory reconciler reaches the cluster (it skips its runs until promotion)',
+        },
+  );
+  // The payment-retry worker (workers' group), in both regions: the database as the
+  // application user (IAM token signed locally), Secrets Manager for the gateway's API key
+  // (an endpoint where there is one, below), the gateway itself over 443 to the internet
+  // (EXTERNAL_HTTPS); DynamoDB goes through the gateway endpoint, the queue is polled by Lambda.
+  flows.push(
+    hasProxy
+      ? {
+          from: 'lambda',
+          to: 'proxy',
+          port: 5432,
+          why: 'the payment-retry worker charges deferred orders and settles them through RDS Proxy',
+        }
+      : {
+          from: 'lambda',
+          to: 'cluster',
+          port: clusterPort,
+          why: 'no proxy here: the payment-retry worker reaches the promoted writer',
+        },
+  );
+  if (hasEndpoints) {
+    flows.push({
+      from: 'lambda',
+      to: 'endpoints',
+      port: 443,
+      why: "the payment-retry worker reads the gateway's API key (Secrets Manager, private DNS)",
+    });
+  }
   if (stack.database.rotationSecurityGroup) {
     flows.push({ from: 'rotation', to: 'cluster', port: clusterPort, why: 'rotation sets the new password' });
+  }
+  if (stack.migrationJob) {
+    flows.push({
+      from: 'migration',
+      to: 'cluster',
+      port: clusterPort,
+      why: 'the migration job logs in to the writer as the schema owner (TLS, master password)',
+    });
+    if (hasEndpoints) {
+      flows.push({
+        from: 'migration',
+        to: 'endpoints',
+        port: 443,
+        why: 'the migration job reads the master secret (Secrets Manager, private DNS)',
+      });
+    }
   }
   if (hasEndpoints) {
     flows.push(
@@ -100,6 +185,15 @@ function neededFlows(stack: RegionalStack): Flow[] {
 /** Egress to anywhere on 443 that these roles need beyond the VPC (APIs without an endpoint, the gateway). */
 const EXTERNAL_HTTPS: Role[] = ['app', 'lambda', 'rotation'];
 
+/**
+ * The roles that may send 443 anywhere in a stack: the migration job only where there is
+ * no Secrets Manager endpoint (it then reaches Secrets Manager through the NAT gateways).
+ */
+function externalHttps(stack: RegionalStack): Role[] {
+  const noEndpoints = Object.keys(stack.network.interfaceEndpoints).length === 0;
+  return [...EXTERNAL_HTTPS, ...(stack.migrationJob && noEndpoints ? (['migration'] as const) : [])];
+}
+
 function groupsOf(stack: RegionalStack): Map<Role, string> {
   const id = (sg: ec2.ISecurityGroup) => stack.getLogicalId(sg.node.defaultChild as ec2.CfnSecurityGroup);
   const sgs = stack.securityGroups;
@@ -112,16 +206,17 @@ function groupsOf(stack: RegionalStack): Map<Role, string> {
     ['endpoints', id(stack.network.endpointSecurityGroup)],
   ]);
   if (stack.database.rotationSecurityGroup) groups.set('rotation', id(stack.database.rotationSecurityGroup));
+  if (stack.migrationJob) groups.set('migration', id(stack.migrationJob.securityGroup));
   return groups;
 }
 
 /** The CIDRs a CIDR role stands for in a stack. */
-function cidrsOf(
-  stack: RegionalStack,
-  config: AppConfig,
-  role: 'internet' | 'healthCheckers',
-): readonly string[] {
-  return role === 'internet' ? config.allowedIngressCidrs : stack.loadBalancer.healthCheckerCidrs;
+function cidrsOf(stack: RegionalStack, config: AppConfig, role: CidrRole): readonly string[] {
+  if (role === 'internet') return config.allowedIngressCidrs;
+  if (role === 'healthCheckers') return stack.loadBalancer.healthCheckerCidrs;
+  // Elastic IPs are allocated at deploy: the rule names the prefix list that holds them.
+  const list = stack.loadBalancer.vpcEgressPrefixList;
+  return list ? [`prefix-list:${JSON.stringify(stack.resolve(list.attrPrefixListId))}`] : [];
 }
 
 const covers = (e: IngressEdge, port: number) =>
@@ -150,19 +245,17 @@ describe.each(stacksUnderTest())('network flows of the %s stack', (_name, stack,
   const roleOf = new Map([...groups].map(([role, id]) => [id, role]));
   const flows = neededFlows(stack);
   const cidrRole = (cidr: string): Role | undefined =>
-    cidrsOf(stack, config, 'internet').includes(cidr)
-      ? 'internet'
-      : cidrsOf(stack, config, 'healthCheckers').includes(cidr)
-        ? 'healthCheckers'
-        : undefined;
+    (['internet', 'healthCheckers', 'natGateways'] as const).find((role) =>
+      cidrsOf(stack, config, role).includes(cidr),
+    );
 
   test.each(flows.map((f) => [`${f.from} -> ${f.to}:${f.port} (${f.why})`, f] as const))(
     'needed flow is open end to end: %s',
     (_label, flow) => {
       const to = groups.get(flow.to)!;
-      if (flow.from === 'internet' || flow.from === 'healthCheckers') {
+      if (CIDR_ROLES.includes(flow.from)) {
         // every CIDR of the role reaches the ALB on the port
-        const cidrs = cidrsOf(stack, config, flow.from);
+        const cidrs = cidrsOf(stack, config, flow.from as CidrRole);
         expect(cidrs.length).toBeGreaterThan(0);
         const missing = cidrs.filter(
           (cidr) => !ingress.some((e) => e.to === to && e.from === cidr && covers(e, flow.port)),
@@ -189,7 +282,8 @@ describe.each(stacksUnderTest())('network flows of the %s stack', (_name, stack,
   test('every ingress rule serves a needed flow (nothing open that nothing needs)', () => {
     const unexplained = ingress.filter((e) => {
       const toRole = roleOf.get(e.to);
-      const fromRole: Role | undefined = e.from.includes('/') ? cidrRole(e.from) : roleOf.get(e.from);
+      const fromRole: Role | undefined =
+        e.from.includes('/') || e.from.startsWith('prefix-list:') ? cidrRole(e.from) : roleOf.get(e.from);
       return !flows.some(
         (f) => f.to === toRole && f.from === fromRole && e.fromPort === f.port && e.toPort === f.port,
       );
@@ -201,7 +295,12 @@ describe.each(stacksUnderTest())('network flows of the %s stack', (_name, stack,
     const unexplained = egress.filter((e) => {
       const fromRole = roleOf.get(e.from);
       if (e.to === '0.0.0.0/0') {
-        return !(fromRole && EXTERNAL_HTTPS.includes(fromRole) && e.fromPort === 443 && e.toPort === 443);
+        return !(
+          fromRole &&
+          externalHttps(stack).includes(fromRole) &&
+          e.fromPort === 443 &&
+          e.toPort === 443
+        );
       }
       const toRole = roleOf.get(e.to);
       return !flows.some(

@@ -5,6 +5,7 @@ import {
 import {
   DownstreamError,
   MalformedMessageError,
+  UnprocessableRecordError,
   WorkerError,
   isTransient,
 } from '../../../lambda/shared/errors';
@@ -18,6 +19,7 @@ describe('isTransient: the one place that decides whether a failure is worth ret
     ['400', new DownstreamError('x', 400), false],
     ['404', new DownstreamError('x', 404), false],
     ['a malformed message', new MalformedMessageError('m-1', ['orderId: missing']), false],
+    ['a record about an order that does not exist', new UnprocessableRecordError('order 1 not found'), false],
     ['a record still in progress', new IdempotencyAlreadyInProgressError('in progress'), true],
     ['an idempotency key reused with another payload', new IdempotencyValidationError('mismatch'), false],
     ['anything unforeseen (bounded by maxReceiveCount)', new Error('ECONNRESET'), true],

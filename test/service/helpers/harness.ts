@@ -63,7 +63,15 @@ export async function startHarness(
   const config = loadServiceConfig(
     serviceEnv(db, await payment.listen(), await recommendations.listen(), overrides),
   );
-  const service = await startService(config, pino({ level: 'silent' }));
+  let service: RunningService;
+  try {
+    service = await startService(config, pino({ level: 'silent' }));
+  } catch (err) {
+    // A service that does not start leaves no fake listening behind.
+    await payment.close();
+    await recommendations.close();
+    throw err;
+  }
   return {
     service,
     payment,
