@@ -95,3 +95,20 @@ export function listAcknowledgements(scope: IConstruct): AcknowledgementRecord[]
   }
   return records;
 }
+
+/**
+ * A resolved IAM resource as cdk-nag names it in a finding (the `Resource::<name>` part of
+ * an `AwsSolutions-IAM5[...]` id):
+ * `<LogicalId.Attr>` for GetAtt, `<LogicalId>` for Ref, joins flattened.
+ */
+export function nagResourceName(value: unknown): string {
+  if (typeof value === 'string') return value;
+  const o = value as Record<string, unknown>;
+  if (Array.isArray(o['Fn::GetAtt'])) return `<${(o['Fn::GetAtt'] as string[]).join('.')}>`;
+  if (typeof o.Ref === 'string') return `<${o.Ref}>`;
+  if (Array.isArray(o['Fn::Join'])) {
+    const [separator, parts] = o['Fn::Join'] as [string, unknown[]];
+    return parts.map(nagResourceName).join(separator);
+  }
+  return JSON.stringify(value);
+}

@@ -202,6 +202,14 @@ export function plan(names: FailoverNames, options: Pick<FailoverOptions, 'to' |
     service: 'route53',
     command,
   });
+  /** Reads the primary's health check, then points it at `path` (how DNS is forced either way). */
+  const primaryHealthCheckPath = (path: string) => {
+    const HealthCheckId = `<health check of ${names.primary.regionalDomainName}>`;
+    return [
+      r53(new GetHealthCheckCommand({ HealthCheckId })),
+      r53(new UpdateHealthCheckCommand({ HealthCheckId, ResourcePath: path })),
+    ];
+  };
   const steps: PlannedStep[] = [
     {
       title: `check that the ${target.role} (${target.region}) can take over`,
@@ -255,34 +263,12 @@ export function plan(names: FailoverNames, options: Pick<FailoverOptions, 'to' |
     options.to === 'standby'
       ? {
           title: `send ${names.domainName} to the standby: the primary's health check fails by force`,
-          calls: [
-            r53(
-              new GetHealthCheckCommand({
-                HealthCheckId: `<health check of ${names.primary.regionalDomainName}>`,
-              }),
-            ),
-            r53(
-              new UpdateHealthCheckCommand({
-                HealthCheckId: `<health check of ${names.primary.regionalDomainName}>`,
-                ResourcePath: FORCED_UNHEALTHY_PATH,
-              }),
-            ),
-          ],
+          calls: primaryHealthCheckPath(FORCED_UNHEALTHY_PATH),
         }
       : {
           title: `let ${names.domainName} come back to the primary, and the standby fleet back to ${names.standby.normalMinCapacity}`,
           calls: [
-            r53(
-              new GetHealthCheckCommand({
-                HealthCheckId: `<health check of ${names.primary.regionalDomainName}>`,
-              }),
-            ),
-            r53(
-              new UpdateHealthCheckCommand({
-                HealthCheckId: `<health check of ${names.primary.regionalDomainName}>`,
-                ResourcePath: READY_PATH,
-              }),
-            ),
+            ...primaryHealthCheckPath(READY_PATH),
             {
               service: `autoscaling(${names.standby.region})`,
               command: new UpdateAutoScalingGroupCommand({

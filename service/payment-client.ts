@@ -47,8 +47,8 @@ export type ChargeOutcome =
   /** The gateway refused the request itself (a misconfiguration): not the customer's doing. */
   | { readonly kind: 'rejected'; readonly error: PaymentRejectedError };
 
-/** The client's policy (the service's PAYMENT_* settings) and its credentials. */
-export type PaymentClientOptions = Pick<
+/** The client's policy: the service's PAYMENT_* settings (timeout, retries, breaker, bulkhead). */
+export type PaymentPolicy = Pick<
   ServiceConfig,
   | 'PAYMENT_ATTEMPT_TIMEOUT_MS'
   | 'PAYMENT_RETRIES'
@@ -58,7 +58,10 @@ export type PaymentClientOptions = Pick<
   | 'PAYMENT_BREAKER_HALF_OPEN_AFTER_MS'
   | 'PAYMENT_MAX_CONCURRENT'
   | 'PAYMENT_MAX_QUEUED'
-> & {
+>;
+
+/** The client's policy and its credentials. */
+export type PaymentClientOptions = PaymentPolicy & {
   /**
    * The gateway's API key, sent as `Authorization: Bearer <key>` on every call: the key
    * itself, or a source that reads it (and reads it again on a 401 or 403,

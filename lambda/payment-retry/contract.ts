@@ -1,8 +1,10 @@
 /**
  * What the payment-retry worker and its construct (lib/constructs/payment-retry-worker.ts)
- * agree on: the environment, the time one record may take, the metrics. Pure, with no
- * imports, so the construct can use it at synth without pulling in the handler.
+ * agree on: the environment, the time one record may take, the metrics. Pure, with a
+ * type-only import (erased when compiled), so the construct can use it at synth without
+ * pulling in the handler or the service.
  */
+import type { PaymentPolicy as ServicePaymentPolicy } from '../../service/payment-client';
 
 /** The key prefix of the worker's idempotency records: fixed, so a rename or the other region finds them. */
 export const IDEMPOTENCY_KEY_PREFIX = 'payment-retry';
@@ -23,20 +25,8 @@ export const GATEWAY_REJECTED_METRIC = 'PaymentRequestsRejected';
  */
 export const PAYMENT_RETRY_BATCH_SIZE = 10;
 
-/** The service client's policy settings (`PaymentClientOptions` of service/payment-client.ts, without the key). */
-export type PaymentPolicy = Readonly<
-  Record<
-    | 'PAYMENT_ATTEMPT_TIMEOUT_MS'
-    | 'PAYMENT_RETRIES'
-    | 'PAYMENT_BACKOFF_INITIAL_MS'
-    | 'PAYMENT_BACKOFF_MAX_MS'
-    | 'PAYMENT_BREAKER_THRESHOLD'
-    | 'PAYMENT_BREAKER_HALF_OPEN_AFTER_MS'
-    | 'PAYMENT_MAX_CONCURRENT'
-    | 'PAYMENT_MAX_QUEUED',
-    number
-  >
->;
+/** The service client's policy settings (service/payment-client.ts), read-only here. */
+export type PaymentPolicy = Readonly<ServicePaymentPolicy>;
 
 /**
  * The gateway policy of the worker: the service's client (service/payment-client.ts) with

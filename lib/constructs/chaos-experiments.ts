@@ -11,7 +11,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { acknowledge } from '../compliance';
+import { acknowledge, nagResourceName } from '../compliance';
 import { allowLogsToUseKey } from '../kms';
 import { FaultInjectionLocation } from './worker-function';
 
@@ -1023,7 +1023,7 @@ export class ChaosExperiments extends Construct {
     for (const statement of statements) {
       if (statement.effect !== iam.Effect.ALLOW) continue;
       for (const resource of statement.resources) {
-        const flat = flattenReference(stack.resolve(resource));
+        const flat = nagResourceName(stack.resolve(resource));
         if (!flat.includes('*')) continue;
         if (flat === '*') statement.actions.forEach((a) => starActions.add(a));
         ids.set(`AwsSolutions-IAM5[Resource::${flat}]`, wildcardReason(flat));
@@ -1038,19 +1038,6 @@ export class ChaosExperiments extends Construct {
     }
     for (const [reason, ruleIds] of byReason) acknowledge(policy.node.defaultChild!, ruleIds, reason);
   }
-}
-
-/** A resolved IAM resource as cdk-nag names it in a finding: `<LogicalId.Attr>` for GetAtt, `<LogicalId>` for Ref. */
-function flattenReference(value: unknown): string {
-  if (typeof value === 'string') return value;
-  const o = value as Record<string, unknown>;
-  if (Array.isArray(o['Fn::GetAtt'])) return `<${(o['Fn::GetAtt'] as string[]).join('.')}>`;
-  if (typeof o.Ref === 'string') return `<${o.Ref}>`;
-  if (Array.isArray(o['Fn::Join'])) {
-    const [separator, parts] = o['Fn::Join'] as [string, unknown[]];
-    return parts.map(flattenReference).join(separator);
-  }
-  return JSON.stringify(value);
 }
 
 /** Why a wildcard resource other than `*` cannot be narrowed (`*` is explained with its actions). */

@@ -10,7 +10,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { acknowledge } from '../compliance';
+import { acknowledge, nagResourceName } from '../compliance';
 import { allowLogsToUseKey } from '../kms';
 import { ResilientQueue, VISIBILITY_TIMEOUT_FACTOR } from './resilient-queue';
 
@@ -472,17 +472,4 @@ export class WorkerFunction extends Construct implements iam.IGrantable {
     );
     return source;
   }
-}
-
-/** A resolved IAM resource as cdk-nag names it in a finding: `<LogicalId.Attr>` for GetAtt, `<LogicalId>` for Ref. */
-function nagResourceName(value: unknown): string {
-  if (typeof value === 'string') return value;
-  const o = value as Record<string, unknown>;
-  if (Array.isArray(o['Fn::GetAtt'])) return `<${(o['Fn::GetAtt'] as string[]).join('.')}>`;
-  if (typeof o.Ref === 'string') return `<${o.Ref}>`;
-  if (Array.isArray(o['Fn::Join'])) {
-    const [separator, parts] = o['Fn::Join'] as [string, unknown[]];
-    return parts.map(nagResourceName).join(separator);
-  }
-  return JSON.stringify(value);
 }

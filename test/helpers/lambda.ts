@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { CreateTableCommand, DynamoDBClient, UpdateTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import { IDEMPOTENCY_TABLE_ATTRIBUTES } from '../../lambda/shared/idempotency';
 
 /** A Lambda context with a fixed remaining time (what Powertools idempotency reads). */
 export function lambdaContext(remainingMs = 30_000): Context {
@@ -91,4 +93,25 @@ export class FakeMetrics {
   publishStoredMetrics(): void {
     this.published++;
   }
+}
+
+/**
+ * Creates a Powertools idempotency table with the key schema and TTL attribute of
+ * lib/constructs/idempotency-table.ts (on a moto_server, through `dynamo`).
+ */
+export async function createIdempotencyTable(dynamo: DynamoDBClient, tableName: string): Promise<void> {
+  await dynamo.send(
+    new CreateTableCommand({
+      TableName: tableName,
+      KeySchema: [{ AttributeName: IDEMPOTENCY_TABLE_ATTRIBUTES.keyAttr, KeyType: 'HASH' }],
+      AttributeDefinitions: [{ AttributeName: IDEMPOTENCY_TABLE_ATTRIBUTES.keyAttr, AttributeType: 'S' }],
+      BillingMode: 'PAY_PER_REQUEST',
+    }),
+  );
+  await dynamo.send(
+    new UpdateTimeToLiveCommand({
+      TableName: tableName,
+      TimeToLiveSpecification: { AttributeName: IDEMPOTENCY_TABLE_ATTRIBUTES.expiryAttr, Enabled: true },
+    }),
+  );
 }

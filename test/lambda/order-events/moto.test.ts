@@ -7,12 +7,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { FullBatchFailureError } from '@aws-lambda-powertools/batch';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
-import {
-  CreateTableCommand,
-  DynamoDBClient,
-  GetItemCommand,
-  UpdateTimeToLiveCommand,
-} from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import {
   CreateQueueCommand,
   DeleteMessageBatchCommand,
@@ -26,7 +21,14 @@ import { createOrderEventsHandler } from '../../../lambda/order-events/handler';
 import type { OrderEvent } from '../../../lambda/order-events/schema';
 import { IDEMPOTENCY_TABLE_ATTRIBUTES } from '../../../lambda/shared/idempotency';
 import { ResilientQueue } from '../../../lib/constructs/resilient-queue';
-import { FakeLogger, FakeMetrics, lambdaContext, sqsEvent, sqsRecord } from '../../helpers/lambda';
+import {
+  FakeLogger,
+  FakeMetrics,
+  createIdempotencyTable,
+  lambdaContext,
+  sqsEvent,
+  sqsRecord,
+} from '../../helpers/lambda';
 import { MotoServer, motoAvailable } from '../../helpers/moto-server';
 
 const hasMoto = motoAvailable('the order-events worker tests run against DynamoDB and SQS on moto_server');
@@ -44,21 +46,7 @@ const LIFETIME_SECONDS = ResilientQueue.idempotencyLifetime(Duration.days(4)).to
     moto = await MotoServer.start();
     dynamo = new DynamoDBClient(moto.clientConfig);
     sqs = new SQSClient(moto.clientConfig);
-    // The key schema and TTL attribute of lib/constructs/idempotency-table.ts.
-    await dynamo.send(
-      new CreateTableCommand({
-        TableName: tableName,
-        KeySchema: [{ AttributeName: IDEMPOTENCY_TABLE_ATTRIBUTES.keyAttr, KeyType: 'HASH' }],
-        AttributeDefinitions: [{ AttributeName: IDEMPOTENCY_TABLE_ATTRIBUTES.keyAttr, AttributeType: 'S' }],
-        BillingMode: 'PAY_PER_REQUEST',
-      }),
-    );
-    await dynamo.send(
-      new UpdateTimeToLiveCommand({
-        TableName: tableName,
-        TimeToLiveSpecification: { AttributeName: IDEMPOTENCY_TABLE_ATTRIBUTES.expiryAttr, Enabled: true },
-      }),
-    );
+    await createIdempotencyTable(dynamo, tableName);
   });
 
   afterAll(async () => {

@@ -11,12 +11,7 @@
  */
 import { FullBatchFailureError } from '@aws-lambda-powertools/batch';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
-import {
-  CreateTableCommand,
-  DynamoDBClient,
-  ScanCommand,
-  UpdateTimeToLiveCommand,
-} from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import {
   CreateQueueCommand,
   DeleteMessageBatchCommand,
@@ -33,7 +28,14 @@ import { retryDeferredPayment } from '../../../lambda/payment-retry/settle';
 import { IDEMPOTENCY_TABLE_ATTRIBUTES } from '../../../lambda/shared/idempotency';
 import { API_KEY_READ_TIMEOUT_MS, secretsManagerReader } from '../../../service/payment-api-key';
 import { HttpPaymentGateway } from '../../../service/payment-client';
-import { FakeLogger, FakeMetrics, lambdaContext, sqsEvent, sqsRecord } from '../../helpers/lambda';
+import {
+  FakeLogger,
+  FakeMetrics,
+  createIdempotencyTable,
+  lambdaContext,
+  sqsEvent,
+  sqsRecord,
+} from '../../helpers/lambda';
 import { MotoServer, motoAvailable } from '../../helpers/moto-server';
 import { TestDatabase, createTestDatabase, describeWithPostgres } from '../../service/helpers/database';
 import { Harness, setStock, startHarness } from '../../service/helpers/harness';
@@ -61,20 +63,7 @@ const hasMoto = motoAvailable('the payment-retry end-to-end test runs SQS and Dy
       moto = await MotoServer.start();
       sqs = new SQSClient(moto.clientConfig);
       dynamo = new DynamoDBClient(moto.clientConfig);
-      await dynamo.send(
-        new CreateTableCommand({
-          TableName: tableName,
-          KeySchema: [{ AttributeName: IDEMPOTENCY_TABLE_ATTRIBUTES.keyAttr, KeyType: 'HASH' }],
-          AttributeDefinitions: [{ AttributeName: IDEMPOTENCY_TABLE_ATTRIBUTES.keyAttr, AttributeType: 'S' }],
-          BillingMode: 'PAY_PER_REQUEST',
-        }),
-      );
-      await dynamo.send(
-        new UpdateTimeToLiveCommand({
-          TableName: tableName,
-          TimeToLiveSpecification: { AttributeName: IDEMPOTENCY_TABLE_ATTRIBUTES.expiryAttr, Enabled: true },
-        }),
-      );
+      await createIdempotencyTable(dynamo, tableName);
       const queueUrl = async (name: string, attributes?: Record<string, string>) =>
         (await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }))).QueueUrl!;
       const dlq = await queueUrl('payment-retry-dlq');
