@@ -366,7 +366,7 @@ export class LoadBalancer extends Construct {
     acknowledge(
       bucket,
       ['AwsSolutions-S1', 'NIST.800.53.R5-S3BucketLoggingEnabled', 'PCI.DSS.321-S3BucketLoggingEnabled'],
-      'This bucket holds the load balancer access logs themselves; server access logs of a log bucket would need yet another log bucket, and S3 data events in CloudTrail cover reads of it.',
+      'This bucket holds the load balancer access logs themselves; server access logs of a log bucket would need yet another log bucket; changes to the bucket and its policy are management events the account CloudTrail trail records (reads of objects are not: add S3 data events to the trail where that is required).',
     );
     acknowledge(
       bucket,
