@@ -37,6 +37,11 @@ describe('config', () => {
     ],
     ['a nested unknown field', (r) => (primary(r).azs = []), /^primary\.azs: unknown field/],
     [
+      'a non-boolean auditTrail',
+      (r) => (r.auditTrail = 'no'),
+      /^auditTrail: must be a boolean \(got string\)$/,
+    ],
+    [
       'a number where a string belongs',
       (r) => (r.account = 111111111111),
       /^account: must be a string \(got number\)$/,
