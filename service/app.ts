@@ -1,12 +1,28 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { IncomingMessage } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import Fastify, { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import Fastify, {
+  FastifyBaseLogger,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  LogController,
+} from 'fastify';
+import type { Bindings, ChildLoggerOptions } from 'pino';
 import { Pool } from 'pg';
-import { CheckoutRequest, CheckoutService } from './checkout';
+import { CheckoutReply, CheckoutRequest, CheckoutService } from './checkout';
 import { DatabaseBusyError, DatabaseGate } from './db/gate';
 import { InFlightWork } from './http/in-flight';
 import { Metrics } from './metrics';
+import { checkoutOutcome, outcomeOfStatus } from './orders/replies';
 import { setStock } from './orders/stock';
+import {
+  IDEMPOTENCY_KEY_PATTERN,
+  REQUEST_ID_FIELD,
+  acceptedRequestId,
+  checkoutTrace,
+  orderIdOfHeader,
+} from './orders/trace';
 
 /** Runtime state the health routes report. */
 export interface ServiceState {
@@ -38,14 +54,17 @@ export interface AppOptions {
   /** How long an idle kept-alive connection stays open. */
   readonly keepAliveTimeoutMs: number;
   /**
-   * Pino logger for request logs (with request ids); none when omitted. Checkouts log one
-   * line each (`checkout`), other routes fastify's two (`incoming request`, `request
-   * completed`); shed requests are counted (`RequestsShed`), not logged.
+   * Pino logger for request logs; none when omitted. Every line a request writes carries
+   * `requestId`, and on the order routes `orderId` (see {@link buildHttpApp}). Checkouts
+   * log one line each (`checkout`), other routes fastify's two (`incoming request`,
+   * `request completed`); shed requests are counted (`RequestsShed`), not logged.
    */
   readonly logger?: FastifyBaseLogger;
 }
 
 const CHECKOUT_ROUTE = '/v1/checkout';
+/** The order id in a `GET /v1/orders/:id` URL (validated by the route's schema, not here). */
+const ORDER_URL = /^\/v1\/orders\/([0-9a-fA-F-]{36})(?:[?#]|$)/;
 const SKU = '^[A-Z0-9][A-Z0-9-]{0,31}$';
 const ID = '^[A-Za-z0-9_-]{1,64}$';
 /** Any case: a UUID's hex digits are case-insensitive (RFC 9562); stored and answered in lower case. */
@@ -57,7 +76,7 @@ const checkoutSchema = {
     required: ['idempotency-key'],
     // 1 to 255 printable ASCII characters: no minimum (Stripe sets none; clients send
     // order numbers), spaces allowed inside (node trims them at the ends).
-    properties: { 'idempotency-key': { type: 'string', pattern: '^[\\x20-\\x7e]{1,255}$' } },
+    properties: { 'idempotency-key': { type: 'string', pattern: IDEMPOTENCY_KEY_PATTERN } },
   },
   body: {
     type: 'object',
@@ -109,12 +128,75 @@ export function bearerMatches(header: string | undefined, token: string): boolea
   return timingSafeEqual(digest(presented), digest(token)) && presented.length > 0;
 }
 
-/** Builds the HTTP app: routes, strict validation, client timeouts, load shedding, health. */
+/**
+ * Order ids of checkout requests in flight, computed once per request by the route's child
+ * logger factory and read by its handler (a SHA-1 per checkout is worth computing once:
+ * the service is CPU-bound). Keyed by node's request, so nothing outlives it.
+ */
+const checkoutOrderIds = new WeakMap<IncomingMessage, string>();
+
+/**
+ * The checkout route's request logger: fastify's (bound to `requestId`) with `orderId`
+ * bound too, from the first line on, when the `Idempotency-Key` header is acceptable.
+ */
+const checkoutChildLogger = (
+  logger: FastifyBaseLogger,
+  bindings: Bindings,
+  opts: ChildLoggerOptions,
+  rawReq: IncomingMessage,
+): FastifyBaseLogger => {
+  const orderId = orderIdOfHeader(rawReq.headers['idempotency-key']);
+  if (orderId === undefined) return logger.child(bindings, opts);
+  checkoutOrderIds.set(rawReq, orderId);
+  return logger.child({ ...bindings, orderId }, opts);
+};
+
+/** The order route's request logger: `orderId` bound from the URL (lower case, as stored). */
+const orderChildLogger = (
+  logger: FastifyBaseLogger,
+  bindings: Bindings,
+  opts: ChildLoggerOptions,
+  rawReq: IncomingMessage,
+): FastifyBaseLogger => {
+  const id = ORDER_URL.exec(rawReq.url ?? '')?.[1];
+  return logger.child(id ? { ...bindings, orderId: id.toLowerCase() } : bindings, opts);
+};
+
+/**
+ * Builds the HTTP app: routes, strict validation, client timeouts, load shedding, health.
+ *
+ * **Request ids and order ids in the logs** (docs/observability.md, "Tracing an order"):
+ * every line a request writes carries `requestId`: the client's `x-request-id` when it is
+ * an acceptable id (service/orders/trace.ts `acceptedRequestId`), else a random UUID. The
+ * checkout route's lines also carry `orderId` from the first one on (derived from the
+ * `Idempotency-Key`, known before any work), and so do the order route's (from its URL).
+ * A checkout writes exactly one line at info level, `checkout`, with `requestId`,
+ * `orderId`, `outcome` (service/orders/replies.ts `CheckoutOutcome`), `status` (HTTP),
+ * `code` (the order status or error code) and `durationMs`; a checkout that fails with a
+ * 5xx writes that line at error level, with the error. Its request id travels with the
+ * order's outbox message.
+ */
 export function buildHttpApp(options: AppOptions): FastifyInstance {
   const { pool, checkout, metrics, state, work } = options;
-  /** One line per answered checkout (shed ones are counted, not logged). */
-  const logCheckout = (reqId: string, fields: Record<string, unknown>) =>
-    options.logger?.info({ reqId, ...fields }, 'checkout');
+  /**
+   * The one line of an answered checkout (shed ones are counted, not logged). Written by
+   * the root logger, with the ids as fields: the route's request logger is at warn, so
+   * that fastify's own two lines per request are not written.
+   */
+  const logCheckout = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    fields: { outcome: string; status: number; code: unknown; err?: Error },
+  ) => {
+    const line = {
+      [REQUEST_ID_FIELD]: request.id,
+      orderId: checkoutOrderIds.get(request.raw),
+      ...fields,
+      durationMs: Math.round(reply.elapsedTime),
+    };
+    if (fields.err) options.logger?.error(line, 'checkout');
+    else options.logger?.info(line, 'checkout');
+  };
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     bodyLimit: options.bodyLimitBytes,
@@ -131,8 +213,12 @@ export function buildHttpApp(options: AppOptions): FastifyInstance {
     // Backstop for a connection on which nothing at all moves (a client that stops
     // reading): longer than any legitimate silence, a kept-alive idle period included.
     connectionTimeout: options.keepAliveTimeoutMs + 30_000,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // The client's x-request-id is used only when it is an acceptable id (bounded, no
+    // characters to escape): it goes into every log line and the order's SQS message.
+    requestIdHeader: false,
+    genReqId: (req) => acceptedRequestId(req.headers['x-request-id']) ?? randomUUID(),
+    // `requestId`, not fastify's `reqId`: the name the workers' lines use too.
+    logController: new LogController({ requestIdLogLabel: REQUEST_ID_FIELD }),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     ajv: {
@@ -204,9 +290,14 @@ export function buildHttpApp(options: AppOptions): FastifyInstance {
 
   app.setErrorHandler(
     (error: Error & { statusCode?: number; validation?: unknown; code?: string }, request, reply) => {
+      const isCheckout = request.routeOptions.url === CHECKOUT_ROUTE;
       const refuse = (statusCode: number, body: { error: string; message: string }) => {
-        if (request.routeOptions.url === CHECKOUT_ROUTE) {
-          logCheckout(request.id, { status: body.error, statusCode });
+        if (isCheckout) {
+          logCheckout(request, reply, {
+            outcome: outcomeOfStatus(statusCode),
+            status: statusCode,
+            code: body.error,
+          });
         }
         return reply.code(statusCode).send(body);
       };
@@ -222,7 +313,11 @@ export function buildHttpApp(options: AppOptions): FastifyInstance {
       if (status < 500) {
         return refuse(status, { error: error.code ?? 'BAD_REQUEST', message: error.message });
       }
-      request.log.error({ err: error }, 'request failed');
+      // A checkout's failure is its one line; other routes' failures are logged by the
+      // request's logger (with its requestId, and orderId on the order route).
+      if (isCheckout)
+        logCheckout(request, reply, { outcome: 'FAILED', status: 503, code: 'UNAVAILABLE', err: error });
+      else request.log.error({ err: error }, 'request failed');
       // Database unreachable or pool exhausted: nothing was committed, the client may retry.
       return reply.code(503).header('retry-after', String(options.retryAfterSeconds)).send({
         error: 'UNAVAILABLE',
@@ -236,15 +331,17 @@ export function buildHttpApp(options: AppOptions): FastifyInstance {
     // fastify's two lines per request (`incoming request`, `request completed`) are off
     // here: the `checkout` line below says more in one, and under overload every shed
     // request logged twice cost CPU the checkouts needed (bench/checkout.ts).
-    { schema: checkoutSchema, logLevel: 'warn' },
+    { schema: checkoutSchema, logLevel: 'warn', childLoggerFactory: checkoutChildLogger },
     counted(async (request, reply) => {
-      const result = await checkout.checkout(request.headers['idempotency-key'], request.body);
+      const key = request.headers['idempotency-key'];
+      // The schema accepted the key, so the logger factory computed its order id.
+      const trace = checkoutTrace(key, request.id, checkoutOrderIds.get(request.raw));
+      const result: CheckoutReply = await checkout.checkout(key, request.body, trace);
       if (result.retryAfterSeconds) reply.header('retry-after', String(result.retryAfterSeconds));
-      logCheckout(request.id, {
-        orderId: result.body.orderId,
-        status: result.body.status ?? result.body.error,
-        statusCode: result.statusCode,
-        responseTimeMs: Math.round(reply.elapsedTime),
+      logCheckout(request, reply, {
+        outcome: checkoutOutcome(result),
+        status: result.statusCode,
+        code: result.body.status ?? result.body.error,
       });
       return reply.code(result.statusCode).send(result.body);
     }),
@@ -252,7 +349,10 @@ export function buildHttpApp(options: AppOptions): FastifyInstance {
 
   app.get<{ Params: { id: string } }>(
     '/v1/orders/:id',
-    { schema: { params: { type: 'object', properties: { id: { type: 'string', pattern: UUID } } } } },
+    {
+      schema: { params: { type: 'object', properties: { id: { type: 'string', pattern: UUID } } } },
+      childLoggerFactory: orderChildLogger,
+    },
     counted(async (request, reply) => {
       const { rows } = await pool.query(
         `SELECT o.id, o.customer_id, o.status, o.amount_cents, o.currency, o.created_at,

@@ -18,6 +18,7 @@ import {
   outOfStock,
 } from './orders/replies';
 import { DraftOrder, claimOrder } from './orders/reservation';
+import { CheckoutTrace } from './orders/trace';
 import { ChargeOutcome, PaymentGateway } from './payment-client';
 import { RecommendationsResult, Recommender } from './recommendations-client';
 
@@ -87,7 +88,12 @@ export class CheckoutService {
     this.conflictRetry = { onRetry: () => deps.metrics.increment('DatabaseConflictRetries') };
   }
 
-  async checkout(key: string, request: CheckoutRequest): Promise<CheckoutReply> {
+  /**
+   * @param trace - the request's trace (service/orders/trace.ts): its request id goes into
+   *   the order's outbox message, and its order id is used when it is this key's (it was
+   *   computed once, for the request's log lines); without it the order id is computed here
+   */
+  async checkout(key: string, request: CheckoutRequest, trace?: CheckoutTrace): Promise<CheckoutReply> {
     const { metrics } = this.deps;
     metrics.increment('CheckoutRequests');
     const cart = mergeLines(request.items);
@@ -96,7 +102,7 @@ export class CheckoutService {
     const recommendations = () => (fetched ??= this.deps.recommender.recommend(request.customerId));
     const draft: DraftOrder = {
       // Derived from the key: a retry after a failover that lost the order pays with the same id.
-      id: orderIdForKey(key),
+      id: trace?.key === key ? trace.orderId : orderIdForKey(key),
       key,
       requestHash: requestHash(request),
       leaseToken: randomUUID(),
@@ -104,6 +110,7 @@ export class CheckoutService {
       currency: this.deps.currency,
       paymentToken: request.paymentToken,
       items: request.items,
+      requestId: trace?.requestId,
     };
     const claim = await retryOnConflict(
       () => claimOrder(this.deps.pool, draft, cart, this.deps.leaseMs),
@@ -138,7 +145,7 @@ export class CheckoutService {
         if (stored.requestHash !== draft.requestHash) return KEY_REUSED;
         if (stored.reply) {
           this.deps.metrics.increment('IdempotentReplays');
-          return stored.reply;
+          return { ...stored.reply, replayed: true };
         }
         if (stored.leaseFree && stored.orderId) {
           // draft.leaseToken holds nothing now (the claim found the key taken, or a retry took
@@ -217,7 +224,9 @@ export class CheckoutService {
     }
     // Another request holds the order now: answer with what it stored, or wait for it.
     metrics.increment('CheckoutLeasesLost');
-    return result.stored ?? this.awaitStoredReply(order, recommendations, undefined);
+    return result.stored
+      ? { ...result.stored, replayed: true }
+      : this.awaitStoredReply(order, recommendations, undefined);
   }
 
   /** Best effort: if the database is unreachable, the lease runs out on its own. */

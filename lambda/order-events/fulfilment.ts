@@ -1,6 +1,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { DownstreamError } from '../shared/errors';
 import { WorkerConfigError } from '../shared/env';
+import { recordScopedLogger } from '../shared/record-log';
 import type { OrderEvent } from './schema';
 
 /** What applying an event did; stored as the idempotency record's result. */
@@ -67,10 +68,14 @@ export function httpFulfilment(url: URL, timeoutMs: number, fetchFn: typeof fetc
   };
 }
 
-/** With no fulfilment endpoint configured, applying an event writes one structured log record. */
+/**
+ * With no fulfilment endpoint configured, applying an event writes one structured log
+ * record (with the record's keys when written while one is handled: ../shared/record-log.ts).
+ */
 export function logFulfilment(logger: Pick<Logger, 'info'>): ApplyEvent {
+  const log = recordScopedLogger(logger);
   return async (event) => {
-    logger.info('order event applied (no FULFILMENT_URL set)', {
+    log.info('order event applied (no FULFILMENT_URL set)', {
       eventId: event.eventId,
       type: event.type,
       orderId: event.orderId,

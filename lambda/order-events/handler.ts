@@ -2,6 +2,7 @@ import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/pe
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { integerEnv, requiredEnv } from '../shared/env';
+import { recordScopedLogger } from '../shared/record-log';
 import {
   type WorkerLogger,
   type WorkerMetrics,
@@ -71,13 +72,20 @@ export function readOrderEventsEnv(env: Readonly<Record<string, string | undefin
  * - A malformed message (not JSON, missing or bad fields) is logged with its messageId,
  *   counted (`MalformedMessages`), and fails on every receive until the queue's
  *   maxReceiveCount moves it to the DLQ: never retried forever, never dropped.
+ *
+ * Every line written while a record is handled carries its `messageId`, `orderId`,
+ * `eventId` and the `requestId` of the checkout behind it (../shared/record-log.ts;
+ * docs/observability.md, "Tracing an order"); an event the fulfilment endpoint accepted
+ * is one `order event applied` line (without an endpoint, the log record that stands for
+ * the fulfilment is).
  */
 export function createOrderEventsHandler(
   deps: OrderEventsDeps,
 ): (event: SQSEvent, context: Context) => Promise<SQSBatchResponse> {
   const { metrics } = deps;
+  const logger = recordScopedLogger(deps.logger);
   return createIdempotentSqsBatchHandler({
-    logger: deps.logger,
+    logger,
     metrics,
     persistenceStore: deps.persistenceStore,
     expiresAfterSeconds: deps.expiresAfterSeconds,
@@ -88,6 +96,10 @@ export function createOrderEventsHandler(
     apply: async (event: OrderEvent): Promise<AppliedEvent> => {
       const applied = await deps.apply(event);
       metrics.addMetric('EventsApplied', MetricUnit.Count, 1);
+      // The order's trace shows the event applied: the fulfilment endpoint's acceptance
+      // here (without an endpoint, the log record that stands for it is that line).
+      if (applied.via === 'fulfilment')
+        logger.info('order event applied', { type: applied.type, via: applied.via });
       return applied;
     },
     logMessages: {

@@ -7,6 +7,7 @@
  */
 import * as z from 'zod/mini';
 import { MalformedMessageError } from '../shared/errors';
+import { dropInvalidRequestId, optionalRequestId } from '../shared/record-log';
 
 /**
  * Event types are `Order` followed by a PascalCase word (`OrderConfirmed`,
@@ -20,9 +21,14 @@ const orderEventSchema = z.looseObject({
   eventId: z.string().check(z.minLength(1), z.maxLength(200)),
   type: z.string().check(z.regex(ORDER_EVENT_TYPE, 'must be Order<Something>, such as OrderConfirmed')),
   orderId: z.uuid(),
+  requestId: optionalRequestId,
 });
 
-/** A validated order event; fields beyond the three checked are passed on untouched. */
+/**
+ * A validated order event; fields beyond those checked are passed on untouched. `requestId`
+ * (the checkout request behind it, for the logs) is optional: older messages have none,
+ * and one that is not a bounded string is dropped, never a reason to refuse the event.
+ */
 export type OrderEvent = z.infer<typeof orderEventSchema>;
 
 /**
@@ -39,7 +45,7 @@ export function parseOrderEvent(messageId: string, body: string): OrderEvent {
       cause: err,
     });
   }
-  const result = z.safeParse(orderEventSchema, json);
+  const result = z.safeParse(orderEventSchema, dropInvalidRequestId(json));
   if (!result.success) {
     throw new MalformedMessageError(
       messageId,

@@ -3,6 +3,7 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { IamDatabaseSettings } from '../../service/db/settings';
 import { WorkerConfigError, integerEnv, requiredEnv } from '../shared/env';
+import { recordScopedLogger } from '../shared/record-log';
 import {
   type WorkerLogger,
   type WorkerMetrics,
@@ -121,12 +122,17 @@ const OUTCOME_METRIC: Record<RetryOutcome['kind'], string> = {
  * and the gateway's idempotency key (the order id) each keep a second charge out on their
  * own (settle.ts).
  *
- * Nothing logged or stored carries the payment token.
+ * Nothing logged or stored carries the payment token. Every line written while a record
+ * is handled carries its `messageId`, `orderId`, `eventId` and the `requestId` of the
+ * checkout that deferred it (../shared/record-log.ts; docs/observability.md, "Tracing an
+ * order"): give `deps.logger` already scoped (`recordScopedLogger`) to have the lines the
+ * gateway client writes through it carry them too.
  */
 export function createPaymentRetryHandler(
   deps: PaymentRetryDeps,
 ): (event: SQSEvent, context: Context) => Promise<SQSBatchResponse> {
-  const { logger, metrics } = deps;
+  const { metrics } = deps;
+  const logger = recordScopedLogger(deps.logger);
   return createIdempotentSqsBatchHandler({
     logger,
     metrics,

@@ -10,6 +10,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createPool } from '../../service/db/pool';
 import { API_KEY_READ_TIMEOUT_MS, secretsManagerReader } from '../../service/payment-api-key';
 import { IDEMPOTENCY_TABLE_ATTRIBUTES } from '../shared/idempotency';
+import { recordScopedLogger } from '../shared/record-log';
 import { rdsAuthTokenSigner } from '../shared/rds-auth-token';
 import { PAYMENT_RETRY_DATABASE, PAYMENT_RETRY_SERVICE, idleInTransactionTimeoutMs } from './contract';
 import { GatewaySource, sandboxGateway, secretKeyGateway } from './gateway';
@@ -17,7 +18,8 @@ import { createPaymentRetryHandler, readPaymentRetryEnv } from './handler';
 import { retryDeferredPayment } from './settle';
 
 const env = readPaymentRetryEnv(process.env);
-const logger = new Logger();
+// Scoped: the gateway's API-key lines written while a record is handled carry its keys.
+const logger = recordScopedLogger(new Logger());
 const metrics = new Metrics();
 const dynamo = new DynamoDBClient({});
 

@@ -13,6 +13,7 @@
  */
 import * as z from 'zod/mini';
 import { MalformedMessageError } from '../shared/errors';
+import { dropInvalidRequestId, optionalRequestId } from '../shared/record-log';
 
 const deferredPaymentSchema = z.looseObject({
   type: z.literal('PaymentDeferred', 'must be PaymentDeferred (the only message of the payment-retry queue)'),
@@ -23,6 +24,11 @@ const deferredPaymentSchema = z.looseObject({
   cause: z.optional(z.string().check(z.maxLength(100))),
   /** The outbox row's id: logged, to trace a message back to its row. */
   eventId: z.optional(z.string().check(z.maxLength(200))),
+  /**
+   * The checkout request that deferred it (absent from older messages and the stuck-order
+   * sweep's): logged. One that is not a bounded string is dropped, never a reason to refuse.
+   */
+  requestId: optionalRequestId,
 });
 
 /** A validated `PaymentDeferred` message (other fields, the payment token among them, pass untouched). */
@@ -42,7 +48,7 @@ export function parseDeferredPayment(messageId: string, body: string): DeferredP
     // Not V8's message, nor the error as cause: it quotes the text around the fault.
     throw new MalformedMessageError(messageId, [`body is not JSON (${body.length} characters)`]);
   }
-  const result = z.safeParse(deferredPaymentSchema, json);
+  const result = z.safeParse(deferredPaymentSchema, dropInvalidRequestId(json));
   if (!result.success) {
     throw new MalformedMessageError(
       messageId,

@@ -5,6 +5,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { MalformedMessageError, isTransient } from './errors';
+import { addRecordKeys, inRecordScope, recordScopedLogger, traceKeysOfBody } from './record-log';
 
 /** The logger calls a worker makes (Powertools' Logger; a fake in tests). */
 export type WorkerLogger = Pick<Logger, 'info' | 'warn' | 'error' | 'addContext'>;
@@ -18,6 +19,8 @@ export interface WorkerMetrics {
 export interface BatchMessage {
   readonly orderId: string;
   readonly eventId?: string;
+  /** The checkout request that produced the message (absent from older messages). */
+  readonly requestId?: string;
 }
 
 /** One worker's part of {@link createIdempotentSqsBatchHandler}. */
@@ -39,7 +42,11 @@ export interface IdempotentSqsBatchOptions<M extends BatchMessage, R> {
   readonly payloadValidationJmesPath: string;
   /** Parses one record's body; throws MalformedMessageError for a message that can never be processed. */
   readonly parse: (messageId: string, body: string) => M;
-  /** The work done at most once per key (metrics and logs of success included); its result is stored. */
+  /**
+   * The work done at most once per key (metrics and logs of success included); its result
+   * is stored. It runs in the record's log scope: lines written through a
+   * `recordScopedLogger` (./record-log.ts) carry the record's keys.
+   */
   readonly apply: (message: M) => Promise<R>;
   /** Called with a failure of `apply` (or of the idempotency layer) before it is logged, to count it. */
   readonly countFailure?: (err: unknown) => void;
@@ -64,11 +71,16 @@ export interface IdempotentSqsBatchOptions<M extends BatchMessage, R> {
  * - A failure of `apply` is logged as a warning when {@link isTransient} (retried), else
  *   as an error (it will reach the DLQ), and fails its record either way.
  * - Stored metrics are published after every batch, whatever happened.
+ * - Every line written while a record is handled carries its `messageId`, and once its
+ *   body is parsed its `orderId`, `eventId` and `requestId` (./record-log.ts: records run
+ *   in parallel, so the keys are per record, not Powertools' `appendKeys`). A malformed
+ *   message's line carries those it names, read best effort.
  */
 export function createIdempotentSqsBatchHandler<M extends BatchMessage, R>(
   options: IdempotentSqsBatchOptions<M, R>,
 ): (event: SQSEvent, context: Context) => Promise<SQSBatchResponse> {
-  const { logger, metrics, logMessages } = options;
+  const { metrics, logMessages } = options;
+  const logger = recordScopedLogger(options.logger);
   const config = new IdempotencyConfig({
     eventKeyJmesPath: options.eventKeyJmesPath,
     payloadValidationJmesPath: options.payloadValidationJmesPath,
@@ -90,17 +102,19 @@ export function createIdempotentSqsBatchHandler<M extends BatchMessage, R>(
     },
   );
 
-  const recordHandler = async (record: SQSRecord): Promise<R> => {
+  const handleRecord = async (record: SQSRecord): Promise<R> => {
     const receiveCount = Number(record.attributes.ApproximateReceiveCount);
     let message: M;
     try {
       message = options.parse(record.messageId, record.body);
     } catch (err) {
+      addRecordKeys(traceKeysOfBody(record.body));
       const problems = err instanceof MalformedMessageError ? err.problems : [String(err)];
       logger.error(logMessages.malformed, { messageId: record.messageId, receiveCount, problems });
       metrics.addMetric('MalformedMessages', MetricUnit.Count, 1);
       throw err;
     }
+    addRecordKeys({ orderId: message.orderId, eventId: message.eventId, requestId: message.requestId });
     try {
       return await applyOnce(record, message);
     } catch (err) {
@@ -118,6 +132,9 @@ export function createIdempotentSqsBatchHandler<M extends BatchMessage, R>(
       throw err;
     }
   };
+  // Each record in a log scope of its own (records of a batch run in parallel).
+  const recordHandler = (record: SQSRecord): Promise<R> =>
+    inRecordScope(record.messageId, () => handleRecord(record));
 
   return async (event, context) => {
     config.registerLambdaContext(context);

@@ -199,6 +199,11 @@ export class Database extends Construct {
   public readonly encryptionKey: kms.IKey;
   /** The global cluster (primary only). */
   public readonly globalCluster?: rds.CfnGlobalCluster;
+  /**
+   * The writer is unavailable through RDS Proxy for longer than a failover (only where a
+   * proxy runs). A member of the region's "checkout impaired" composite.
+   */
+  public writerUnavailableAlarm?: cloudwatch.Alarm;
   /** The tier's alarms (with the topic's actions when `alarmTopic` was given). */
   public readonly alarms: cloudwatch.Alarm[] = [];
   /** The cluster's port (what the proxy and the rotation function connect to). */
@@ -406,6 +411,15 @@ export class Database extends Construct {
     this.acknowledgeFindings(props.global, props.securityGroup, protect);
     const connectionsThreshold =
       props.connectionsAlarmThreshold ?? (serverless ? Math.floor(0.6 * SERVERLESS_MAX_CONNECTIONS) : 1_000);
+    for (const instance of this.cluster.node.findAll()) {
+      if (instance instanceof rds.CfnDBInstance && instance.availabilityZone !== undefined) {
+        acknowledge(
+          instance,
+          ['CloudFormation-Validate::W3010'],
+          'The writer and each reader are pinned to the AZs named in config, one per AZ, so that a failover always has a reader outside the writer AZ; synth must not look AZs up.',
+        );
+      }
+    }
     this.createAlarms(readers, serverless, props.global, connectionsThreshold);
     if (props.alarmTopic) {
       const action = new cloudwatchActions.SnsAction(props.alarmTopic);
@@ -746,6 +760,33 @@ export class Database extends Construct {
         summary: 'Aurora free local storage (temporary files) below 5 GiB',
       }),
     );
+    if (this.proxy) {
+      // RDS Proxy health-checks the writer from each of its nodes every few seconds and
+      // publishes the share of checks that found the READ_WRITE target available
+      // ("Monitoring RDS Proxy metrics with Amazon CloudWatch", Aurora User Guide). A
+      // managed failover takes about 30 s, one minute's average near 50%; two minutes
+      // below half is a writer gone for longer than a failover. A cluster without a
+      // proxy (the standby, a read-only secondary until promoted) has no such alarm.
+      this.writerUnavailableAlarm = runbookAlarm(this, 'WriterUnavailable', 'database-writer-unavailable', {
+        metric: new cloudwatch.Metric({
+          namespace: 'AWS/RDS',
+          metricName: 'AvailabilityPercentage',
+          dimensionsMap: {
+            ProxyName: this.proxy.dbProxyName,
+            TargetGroup: 'default',
+            TargetRole: 'READ_WRITE',
+          },
+          period: Duration.minutes(1),
+          statistic: 'Average',
+        }),
+        threshold: 50,
+        evaluationPeriods: 2,
+        comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+        summary:
+          'RDS Proxy found the database writer available less than half the time for 2 minutes (longer than a failover): writes fail',
+      });
+      add(this.writerUnavailableAlarm);
+    }
     if (readers > 0) {
       add(
         runbookAlarm(this, 'ReplicaLagHigh', 'database-replica-lag', {

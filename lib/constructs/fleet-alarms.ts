@@ -78,18 +78,22 @@ const ONE_MINUTE = Duration.minutes(1);
  * | `fleet-latency` | p99 target response time > 2 s, 3 minutes | yes |
  * | `fleet-unhealthy-hosts` | any unhealthy target for 5 minutes (longer than a replacement) | yes |
  * | `fleet-healthy-hosts` | healthy targets below the per-AZ minimum in an AZ (or below the minimum in all), 3 minutes | no |
+ * | `fleet-healthy-hosts` | healthy targets in all AZs below what carries the load after one AZ's loss (the minimum less one AZ's share, at least 1), 3 minutes | no |
  * | `fleet-rejected-connections` | the load balancer refused a connection (its limit), 1 minute | no |
  * | `fleet-waf-blocked` | more than 500 blocked requests in 5 minutes | no |
  * | `fleet-circuit-breaker` | a payment circuit breaker open or half-open for 2 minutes | yes |
  * | `fleet-requests-shed` | requests shed in each of 5 minutes (scale-out not catching up) | no |
+ * | `fleet-gateway-rejected` | the payment gateway refused a request of the service (401/403/400), 5 minutes | no |
+ * | `fleet-outbox` | a message parked by the outbox relay (5 minutes), or the oldest pending one older than 5 minutes for 3 minutes | no |
  * | `fleet-certificate-expiry` | the certificate expires in under 45 days (ACM renews at 60); missing days keep the last state | no |
  *
- * Plus a composite "checkout impaired" (5xx, latency, circuit breaker): the outcome alarm
- * of zonal autoshift practice runs; and a composite "capacity short" (any healthy-host
- * alarm), without action of its own: their blocking alarm.
+ * Plus two composites without actions of their own (their members notify): "serving
+ * impaired" (5xx, latency, circuit breaker), the outcome alarm of zonal autoshift practice
+ * runs and a member of the region's "checkout impaired" (lib/constructs/regional-monitoring.ts);
+ * and "capacity short" (any per-AZ healthy-host alarm), the practice runs' blocking alarm.
  */
 export class FleetAlarms extends Construct {
-  /** Every metric alarm (the composite is {@link checkoutImpaired}). */
+  /** Every metric alarm (the composites are {@link servingImpaired} and {@link capacityShort}). */
   public readonly alarms: cloudwatch.Alarm[] = [];
   /** The alarms that stop an instance refresh (also given to the fleet). */
   public readonly refreshAlarms: cloudwatch.Alarm[] = [];
@@ -102,8 +106,20 @@ export class FleetAlarms extends Construct {
    * action of its own: its members notify.
    */
   public readonly capacityShort: cloudwatch.CompositeAlarm;
-  /** Customers are affected: 5xx, latency, or payments deferred. */
-  public readonly checkoutImpaired: cloudwatch.CompositeAlarm;
+  /**
+   * Healthy targets in all AZs below what carries the load once one AZ is lost: fewer
+   * than that is more than an AZ's worth of capacity gone, which one AZ's loss (an AZ
+   * experiment, a zonal shift) never causes on its own. A member of the region's
+   * "checkout impaired".
+   */
+  public readonly staticStabilityAlarm: cloudwatch.Alarm;
+  /**
+   * The service answers badly: 5xx, latency, or payments deferred by the open breaker.
+   * The outcome alarm of zonal autoshift practice runs (an AZ shifted away must not
+   * impair serving). No action of its own: its members notify, and so does the region's
+   * "checkout impaired", of which it is a member.
+   */
+  public readonly servingImpaired: cloudwatch.CompositeAlarm;
 
   constructor(scope: Construct, id: string, props: FleetAlarmsProps) {
     super(scope, id);
@@ -136,6 +152,11 @@ export class FleetAlarms extends Construct {
       });
     const requests = lb.metrics.requestCount({ period: ONE_MINUTE, statistic: cloudwatch.Stats.SUM });
     const perAz = Math.floor(props.minCapacity / props.availabilityZones.length);
+    // What is left when the AZ holding the most instances is lost (never below one).
+    const afterAzLoss = Math.max(
+      1,
+      props.minCapacity - Math.ceil(props.minCapacity / props.availabilityZones.length),
+    );
 
     const specs: AlarmSpec[] = [
       {
@@ -226,6 +247,17 @@ export class FleetAlarms extends Construct {
             },
           ]),
       {
+        id: 'HealthyHostsAfterAzLoss',
+        runbook: 'fleet-healthy-hosts',
+        summary: `Fewer than ${afterAzLoss} healthy target(s) in all AZs for 3 minutes: more capacity is gone than one AZ's share`,
+        metric: tg.metrics.healthyHostCount({ period: ONE_MINUTE, statistic: cloudwatch.Stats.MINIMUM }),
+        threshold: afterAzLoss,
+        evaluationPeriods: 3,
+        comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+        stopsRefresh: false,
+      },
+      {
         id: 'RejectedConnections',
         runbook: 'fleet-rejected-connections',
         summary: 'The load balancer rejected connections (it reached its connection limit)',
@@ -265,6 +297,46 @@ export class FleetAlarms extends Construct {
         stopsRefresh: false,
       },
       {
+        id: 'GatewayRejected',
+        runbook: 'fleet-gateway-rejected',
+        summary:
+          "The payment gateway refused the service's requests (401/403/400: its API key or request shape): checkouts answer 503 and new orders are deferred",
+        metric: props.fleet.metricService('PaymentRequestsRejected', {
+          period: Duration.minutes(5),
+          statistic: cloudwatch.Stats.SUM,
+        }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        stopsRefresh: false,
+      },
+      {
+        id: 'OutboxMessagesParked',
+        runbook: 'fleet-outbox',
+        summary: 'The outbox relay parked a message SQS refused for what it carries: it needs an operator',
+        metric: props.fleet.metricService('OutboxMessagesParked', {
+          period: Duration.minutes(5),
+          statistic: cloudwatch.Stats.SUM,
+        }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        stopsRefresh: false,
+      },
+      {
+        id: 'OutboxBacklog',
+        runbook: 'fleet-outbox',
+        summary:
+          'The oldest pending outbox message has waited over 5 minutes for 3 minutes: a destination is refusing (deferred orders are not reaching payment-retry)',
+        metric: props.fleet.metricService('OutboxOldestPendingSeconds', {
+          period: ONE_MINUTE,
+          statistic: cloudwatch.Stats.MAXIMUM,
+        }),
+        threshold: 300,
+        evaluationPeriods: 3,
+        stopsRefresh: false,
+      },
+      {
         id: 'CertificateExpiry',
         runbook: 'fleet-certificate-expiry',
         summary:
@@ -296,20 +368,28 @@ export class FleetAlarms extends Construct {
       });
       this.alarms.push(alarm);
       if (spec.stopsRefresh) this.refreshAlarms.push(alarm);
-      if (spec.runbook === 'fleet-healthy-hosts') this.healthyHostAlarms.push(alarm);
+      if (spec.runbook === 'fleet-healthy-hosts' && spec.id !== 'HealthyHostsAfterAzLoss') {
+        this.healthyHostAlarms.push(alarm);
+      }
     }
     props.fleet.addRefreshAlarms(...this.refreshAlarms);
 
     const byId = (id: string) => this.alarms.find((a) => a.node.id === id)!;
     const base = (this.node.tryGetContext(RUNBOOK_BASE_CONTEXT) as string | undefined) ?? 'docs/runbooks';
-    this.checkoutImpaired = new cloudwatch.CompositeAlarm(this, 'CheckoutImpaired', {
+    this.staticStabilityAlarm = byId('HealthyHostsAfterAzLoss');
+    this.servingImpaired = new cloudwatch.CompositeAlarm(this, 'ServingImpaired', {
       alarmRule: cloudwatch.AlarmRule.anyOf(
         ...['Alb5xxRate', 'Target5xxRate', 'P99Latency', 'CircuitBreakerOpen'].map((id) =>
           cloudwatch.AlarmRule.fromAlarm(byId(id), cloudwatch.AlarmState.ALARM),
         ),
       ),
-      alarmDescription: `Checkout impaired: 5xx, latency or deferred payments (the zonal autoshift practice-run outcome alarm). Runbook: ${base.replace(/\/$/, '')}/fleet-checkout-impaired.md`,
+      alarmDescription: `Serving impaired: 5xx, latency or deferred payments (the zonal autoshift practice-run outcome alarm). Runbook: ${base.replace(/\/$/, '')}/fleet-checkout-impaired.md`,
     });
+    acknowledge(
+      this.servingImpaired,
+      ['ResilientShopResilience-AlarmActionRunbook[no-action]'],
+      'Each member alarm notifies the alarm topic with its own runbook, and the region\'s "checkout impaired" composite, of which this is a member, notifies too; an action here would page a third time for one event.',
+    );
 
     this.capacityShort = new cloudwatch.CompositeAlarm(this, 'CapacityShort', {
       alarmRule: cloudwatch.AlarmRule.anyOf(
@@ -325,7 +405,7 @@ export class FleetAlarms extends Construct {
 
     if (props.alarmTopic) {
       const action = new cloudwatchActions.SnsAction(props.alarmTopic);
-      for (const alarm of [...this.alarms, this.checkoutImpaired]) {
+      for (const alarm of this.alarms) {
         alarm.addAlarmAction(action);
         alarm.addOkAction(action);
       }

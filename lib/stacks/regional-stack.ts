@@ -1,5 +1,6 @@
 import { ArnFormat, Duration, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
 import { IBackupVault } from 'aws-cdk-lib/aws-backup';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as route53 from 'aws-cdk-lib/aws-route53';
@@ -21,6 +22,7 @@ import { MigrationJob } from '../constructs/migration-job';
 import { Network } from '../constructs/network';
 import { ORDER_EVENTS_TIMEOUT, OrderEventsWorker } from '../constructs/order-events-worker';
 import { PAYMENT_RETRY_TIMEOUT, PaymentRetryWorker } from '../constructs/payment-retry-worker';
+import { RegionalMonitoring } from '../constructs/regional-monitoring';
 import { ResilientQueue } from '../constructs/resilient-queue';
 import { SecurityGroups } from '../constructs/security-groups';
 
@@ -84,6 +86,8 @@ export class RegionalStack extends Stack {
   public readonly auditTrail?: AuditTrail;
   /** Tier 8: the AWS FIS experiment templates of docs/game-day.md. */
   public readonly chaos: ChaosExperiments;
+  /** The region's "checkout impaired" composite and its dashboard. */
+  public readonly monitoring: RegionalMonitoring;
 
   private readonly azs: string[];
 
@@ -269,7 +273,7 @@ export class RegionalStack extends Stack {
       // AWS shifts traffic out of an impaired AZ on its own, and practices it weekly; a
       // practice run fails (and is reported) when checkout is impaired during it, and does
       // not start while an AZ is already short of healthy instances.
-      this.loadBalancer.enableZonalAutoshift(this.fleetAlarms.checkoutImpaired, [
+      this.loadBalancer.enableZonalAutoshift(this.fleetAlarms.servingImpaired, [
         this.fleetAlarms.capacityShort,
       ]);
     }
@@ -324,12 +328,52 @@ export class RegionalStack extends Stack {
       ...this.inventoryReconciler.alarms,
     );
 
+    // Tier 7. Every alarm of the region in one place: the composite that says customers
+    // are affected (the stop condition of the experiments below) and the dashboard.
+    const alarm = (a: { metric: cloudwatch.IMetric }) => a.metric;
+    this.monitoring = new RegionalMonitoring(this, 'Monitoring', {
+      alarmTopic: this.alarmTopic.topic,
+      loadBalancer: this.loadBalancer,
+      fleet: this.fleet,
+      fleetAlarms: this.fleetAlarms,
+      availabilityZones: this.azs,
+      database: this.database,
+      queues: { 'order-events': this.messaging.orderEvents, 'payment-retry': this.messaging.paymentRetry },
+      workers: [
+        { title: 'order-events worker', worker: this.orderEventsWorker.worker },
+        { title: 'payment-retry worker', worker: this.paymentRetryWorker.worker },
+        { title: 'inventory reconciler', worker: this.inventoryReconciler.worker },
+        { title: 'certificate probe', worker: this.certificateProbe.worker },
+      ],
+      idempotencyTable,
+      certificateMetrics: this.certificateProbe.expiryAlarms.map((a, i) => ({
+        label: this.certificateProbe.endpoints[i].label,
+        metric: alarm(a),
+      })),
+      workerMetrics: [
+        { label: 'inventory drift (units)', metric: alarm(this.inventoryReconciler.driftAlarm) },
+        ...this.certificateProbe.failureAlarms.map((a, i) => ({
+          label: `probe failed: ${this.certificateProbe.endpoints[i].label}`,
+          metric: alarm(a),
+        })),
+      ],
+      alarms: [
+        ...this.database.alarms,
+        ...this.fleetAlarms.alarms,
+        ...this.messaging.orderEvents.alarms,
+        ...this.messaging.paymentRetry.alarms,
+        ...this.paymentRetryWorker.alarms,
+        ...this.certificateProbe.alarms,
+        ...this.inventoryReconciler.alarms,
+      ],
+    });
+
     // Tier 8. Experiment templates cost nothing until started, so both profiles and both
     // regions get them: a dev account rehearses a game day before production runs it, and
     // the standby is the region a regional failover depends on. The zonal experiments
     // impair the first AZ, where the database writer is placed.
     this.chaos = new ChaosExperiments(this, 'Chaos', {
-      stopAlarm: this.fleetAlarms.checkoutImpaired,
+      stopAlarm: this.monitoring.checkoutImpaired,
       vpc: this.network.vpc,
       availabilityZone: this.azs[0],
       autoScalingGroup: this.fleet.autoScalingGroup,

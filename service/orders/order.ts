@@ -93,4 +93,10 @@ export interface Order {
   readonly paymentToken: string;
   /** As the customer sent them (the OrderConfirmed event carries them). */
   readonly items: readonly OrderLine[];
+  /**
+   * The id of the request that records its outcome, for tracing: the outbox message
+   * carries it (`requestId`), so the workers' log lines about the order name the request.
+   * Absent where no request is involved (the payment-retry worker, the sweep).
+   */
+  readonly requestId?: string;
 }

@@ -38,7 +38,7 @@ export function restockOnce(when: string): string {
 /** What an order is, as far as the messages about its outcome go. */
 export type OrderFacts = Pick<
   Order,
-  'id' | 'customerId' | 'amountCents' | 'currency' | 'paymentToken' | 'items'
+  'id' | 'customerId' | 'amountCents' | 'currency' | 'paymentToken' | 'items' | 'requestId'
 >;
 
 /** The status an outcome records, and the outbox message that announces it. */
@@ -56,14 +56,25 @@ export interface OutcomeRecord {
  * - declined: PAYMENT_DECLINED, OrderPaymentDeclined to order-events (the reservation goes
  *   back to stock, see {@link restockOnce});
  * - deferred: PENDING_PAYMENT, PaymentDeferred (with the payment token) to payment-retry.
+ *
+ * Each message carries the order's `requestId` when it has one (the checkout request that
+ * records the outcome), for tracing: docs/observability.md, "Tracing an order".
  */
 export function outcomeRecord(order: OrderFacts, outcome: RecordableOutcome): OutcomeRecord {
-  const event = {
+  const event: {
+    orderId: string;
+    customerId: string;
+    amountCents: number;
+    currency: string;
+    requestId?: string;
+  } = {
     orderId: order.id,
     customerId: order.customerId,
     amountCents: order.amountCents,
     currency: order.currency,
   };
+  // Optional in every consumer's schema (old messages have none): only when there is one.
+  if (order.requestId !== undefined) event.requestId = order.requestId;
   switch (outcome.kind) {
     case 'charged':
       return {

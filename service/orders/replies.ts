@@ -6,6 +6,39 @@ export interface CheckoutReply {
   readonly body: Record<string, unknown>;
   /** Sent as Retry-After: the client should retry with the same Idempotency-Key. */
   readonly retryAfterSeconds?: number;
+  /**
+   * Set when this is the reply an earlier request (or the stuck-order sweep) stored under
+   * the key, answered again (an idempotent replay); not sent. For the `checkout` log line.
+   */
+  readonly replayed?: true;
+}
+
+/**
+ * What a checkout came to, as its one `checkout` log line says (`outcome`; the HTTP
+ * status is `status`, the reply's status or error code is `code`):
+ *
+ * - `CONFIRMED`: 201, charged; `DEFERRED`: 201 PENDING_PAYMENT, handed to payment-retry;
+ *   `DECLINED`: 402;
+ * - `REPLAYED`: the reply stored under the key by an earlier request, whatever it was;
+ * - `REJECTED`: any other 4xx (invalid request, out of stock, key reused, body too large);
+ * - `FAILED`: a 5xx (database unreachable, a duplicate still in progress, the gateway
+ *   refusing our request).
+ *
+ * Shed requests (503 OVERLOADED) are counted (`RequestsShed`), not logged.
+ */
+export type CheckoutOutcome = 'CONFIRMED' | 'DEFERRED' | 'DECLINED' | 'REPLAYED' | 'REJECTED' | 'FAILED';
+
+/** The {@link CheckoutOutcome} of a reply. */
+export function checkoutOutcome(reply: CheckoutReply): CheckoutOutcome {
+  if (reply.replayed) return 'REPLAYED';
+  return outcomeOfStatus(reply.statusCode, reply.body.status);
+}
+
+/** The {@link CheckoutOutcome} of an HTTP status (and, for a 201, the order status it answered). */
+export function outcomeOfStatus(statusCode: number, orderStatus?: unknown): CheckoutOutcome {
+  if (statusCode === 201) return orderStatus === 'CONFIRMED' ? 'CONFIRMED' : 'DEFERRED';
+  if (statusCode === 402) return 'DECLINED';
+  return statusCode >= 500 ? 'FAILED' : 'REJECTED';
 }
 
 /** Order statuses a checkout answers 201 with. */

@@ -6,8 +6,13 @@ import { Metrics } from '../metrics';
 import { OutboxDestination } from './enqueue';
 import { SendFailure, classifyEntryFailure, classifySendError } from './sqs-failures';
 
-/** Where the relay reports what an operator must see. */
+/**
+ * Where the relay reports what an operator must see, and (at info) each message SQS
+ * accepted: the outbox step of an order's trace (docs/observability.md, "Tracing an order").
+ */
 export interface RelayLogger {
+  /** Without it, nothing is logged for messages sent (the other lines still are). */
+  info?(fields: object, message: string): void;
   warn(fields: object, message: string): void;
   error(fields: object, message: string): void;
 }
@@ -44,12 +49,28 @@ interface OutboxRow {
   readonly created_at: Date;
 }
 
+/** The id consumers dedupe on, in every message's body: the same in every copy of a row. */
+const eventIdOf = (rowId: string) => `outbox-${rowId}`;
+
+/**
+ * The fields that put a row's log lines on its order's trace: `eventId`, `orderId` (every
+ * payload has one) and `requestId` when the message carries the request that produced it.
+ * Never throws: it is logging, on the send path.
+ */
+function traceOf(
+  rows: readonly OutboxRow[],
+  id: string,
+): { eventId: string; orderId: unknown; requestId: unknown } {
+  const payload = rows.find((r) => r.id === id)?.payload;
+  return { eventId: eventIdOf(id), orderId: payload?.orderId, requestId: payload?.requestId };
+}
+
 /** What one send did with each row: published, parked (with why), or left pending. */
 interface SendOutcome {
   readonly published: string[];
   readonly parked: { id: string; reason: string }[];
-  /** Rows left pending, with the failure that left the last of them. */
-  readonly failed: number;
+  /** Ids of the rows left pending, with the failure that left the last of them. */
+  readonly pending: string[];
   readonly failure?: SendFailure;
 }
 
@@ -236,7 +257,7 @@ export class OutboxRelay {
 
   private async publishBatch(lane: Lane, deadline: number, halt?: AbortSignal): Promise<BatchResult> {
     const { pool, batchSize, metrics } = this.options;
-    if (deadline - Date.now() <= 0) return { selected: 0, published: [], parked: [], failed: 0 };
+    if (deadline - Date.now() <= 0) return { selected: 0, published: [], parked: [], pending: [] };
     // No retry on a conflict here: the transaction sends to SQS, and the next pass retries.
     return inTransaction(
       pool,
@@ -244,7 +265,7 @@ export class OutboxRelay {
         const { rows } = await execute<OutboxRow>(db, SELECT_PENDING, [lane.destination, batchSize]);
         if (rows.length === 0) {
           lane.oldestPendingAt = undefined;
-          return { selected: 0, published: [], parked: [], failed: 0 };
+          return { selected: 0, published: [], parked: [], pending: [] };
         }
         const timeoutMs = Math.min(this.options.sendTimeoutMs, deadline - Date.now());
         const timeout = AbortSignal.timeout(Math.max(1, timeoutMs));
@@ -260,17 +281,22 @@ export class OutboxRelay {
           rows.find((r) => !settled.has(r.id)) ?? (rows.length === batchSize ? rows.at(-1) : undefined);
         lane.oldestPendingAt = oldestLeft?.created_at.getTime();
         if (outcome.published.length > 0) metrics.increment('OutboxPublished', outcome.published.length);
-        if (outcome.failed > 0) metrics.increment('OutboxPublishFailures', outcome.failed);
+        if (outcome.pending.length > 0) metrics.increment('OutboxPublishFailures', outcome.pending.length);
         if (outcome.parked.length > 0) {
           metrics.increment('OutboxMessagesParked', outcome.parked.length);
           for (const p of outcome.parked) {
             this.options.logger?.error(
-              { destination: lane.destination, outboxId: p.id, reason: p.reason },
+              {
+                destination: lane.destination,
+                outboxId: p.id,
+                ...traceOf(rows, p.id),
+                reason: p.reason,
+              },
               'outbox message parked: SQS refuses it for good; see "Parked outbox messages" in docs/checkout-service.md',
             );
           }
         }
-        if (outcome.failure) this.reportFailure(lane.destination, outcome.failure, outcome.failed);
+        if (outcome.failure) this.reportFailure(lane.destination, outcome.failure, rows, outcome.pending);
         return { selected: rows.length, ...outcome };
       },
       { attempts: 1 },
@@ -292,47 +318,77 @@ export class OutboxRelay {
           QueueUrl: this.options.queueUrls[destination],
           Entries: rows.map((r) => ({
             Id: r.id,
-            MessageBody: JSON.stringify({ eventId: `outbox-${r.id}`, ...r.payload }),
+            MessageBody: JSON.stringify({ eventId: eventIdOf(r.id), ...r.payload }),
           })),
         }),
         { abortSignal: signal },
       );
-      const published = (result.Successful ?? []).flatMap((ok) => (ok.Id ? [ok.Id] : []));
+      const published: string[] = [];
+      for (const ok of result.Successful ?? []) {
+        if (!ok.Id) continue;
+        published.push(ok.Id);
+        this.logSent(destination, rows, ok.Id, ok.MessageId);
+      }
       const parked: { id: string; reason: string }[] = [];
-      let failed = 0;
+      const pending: string[] = [];
       let failure: SendFailure | undefined;
       for (const entry of result.Failed ?? []) {
         const classified = classifyEntryFailure(entry);
         if (classified.kind === 'message' && entry.Id)
           parked.push({ id: entry.Id, reason: classified.reason });
         else {
-          failed++;
+          pending.push(entry.Id ?? ''); // SQS names every entry; counted even if it did not
           failure = classified;
         }
       }
-      return { published, parked, failed, failure };
+      return { published, parked, pending, failure };
     } catch (err) {
       const failure = classifySendError(err);
-      if (failure.kind !== 'message') return { published: [], parked: [], failed: rows.length, failure };
+      if (failure.kind !== 'message')
+        return { published: [], parked: [], pending: rows.map((r) => r.id), failure };
       if (rows.length === 1)
-        return { published: [], parked: [{ id: rows[0].id, reason: failure.reason }], failed: 0 };
+        return { published: [], parked: [{ id: rows[0].id, reason: failure.reason }], pending: [] };
       const outcomes: SendOutcome[] = [];
       for (const row of rows) outcomes.push(await this.send(destination, [row], signal));
       return {
         published: outcomes.flatMap((o) => o.published),
         parked: outcomes.flatMap((o) => o.parked),
-        failed: outcomes.reduce((n, o) => n + o.failed, 0),
+        pending: outcomes.flatMap((o) => o.pending),
         failure: outcomes.find((o) => o.failure)?.failure,
       };
     }
   }
 
-  private reportFailure(destination: OutboxDestination, failure: SendFailure, rows: number): void {
+  /**
+   * One info line per message SQS accepted, on its order's trace, with the SQS message
+   * id the worker's lines carry. One line per order at info: about 2 us of CPU each, the
+   * price of finding the outbox step of any order (docs/observability.md).
+   */
+  private logSent(
+    destination: OutboxDestination,
+    rows: readonly OutboxRow[],
+    id: string,
+    messageId: string | undefined,
+  ): void {
+    this.options.logger?.info?.({ destination, ...traceOf(rows, id), messageId }, 'outbox message sent');
+  }
+
+  /**
+   * A send that left rows pending: one line for the destination (what an operator must
+   * fix), then one warning per row left pending, on its order's trace (at most a batch per
+   * pass, and passes back off while the destination fails).
+   */
+  private reportFailure(
+    destination: OutboxDestination,
+    failure: SendFailure,
+    rows: readonly OutboxRow[],
+    pending: readonly string[],
+  ): void {
     const fields = {
       destination,
       queueUrl: this.options.queueUrls[destination],
       reason: failure.reason,
-      rows,
+      rows: pending.length,
     };
     if (failure.kind === 'destination') {
       this.options.logger?.error(
@@ -342,6 +398,12 @@ export class OutboxRelay {
       );
     } else {
       this.options.logger?.warn(fields, `outbox: sending to ${destination} failed; its rows stay pending`);
+    }
+    for (const id of pending) {
+      this.options.logger?.warn(
+        { destination, ...traceOf(rows, id), reason: failure.reason },
+        'outbox message not sent; it stays pending',
+      );
     }
   }
 }

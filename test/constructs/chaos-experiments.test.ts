@@ -729,7 +729,7 @@ describe('ChaosExperiments in the shipped app', () => {
     '%s: every experiment stops on the stack’s "checkout impaired" alarm and impairs the first AZ of config',
     (config) => {
       for (const stack of shipped[config]) {
-        const impaired = byPath(stack, 'FleetAlarms/CheckoutImpaired/Resource')!;
+        const impaired = byPath(stack, 'Monitoring/CheckoutImpaired/Resource')!;
         expect(stack.resources[impaired].Type).toBe('AWS::CloudWatch::CompositeAlarm');
         const cfg = shippedConfig(config as 'default' | 'lean');
         const region = stack.stackName.endsWith('-Standby') ? cfg.standby! : cfg.primary;

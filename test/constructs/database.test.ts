@@ -150,7 +150,7 @@ describe('Database in the production stacks', () => {
       'database-deadlocks',
       'database-local-storage',
     ];
-    check(primary, [...common, 'database-replica-lag']);
+    check(primary, [...common, 'database-replica-lag', 'database-writer-unavailable']);
     check(standby, [...common, 'database-global-lag']);
   });
 });

@@ -44,7 +44,7 @@ describe('fleet alarms', () => {
     const readme = readFileSync(join(ROOT, 'docs/runbooks/README.md'), 'utf8');
     const all = [
       ...production.primary.fleetAlarms.alarms,
-      production.primary.fleetAlarms.checkoutImpaired,
+      production.primary.fleetAlarms.servingImpaired,
       production.primary.fleetAlarms.capacityShort,
     ];
     const runbooks = new Set(
@@ -66,6 +66,8 @@ describe('fleet alarms', () => {
         'fleet-requests-shed',
         'fleet-certificate-expiry',
         'fleet-checkout-impaired',
+        'fleet-gateway-rejected',
+        'fleet-outbox',
       ].sort(),
     );
     for (const runbook of runbooks) {
@@ -78,10 +80,13 @@ describe('fleet alarms', () => {
     for (const stack of [production.primary, production.standby!, lean.primary]) {
       const template = Template.fromStack(stack);
       const topic = { Ref: id(stack, stack.alarmTopic.topic) };
-      for (const a of [...stack.fleetAlarms.alarms, stack.fleetAlarms.checkoutImpaired]) {
+      for (const a of stack.fleetAlarms.alarms) {
         const props = template.toJSON().Resources[id(stack, a)].Properties;
         expect(props).toMatchObject({ AlarmActions: [topic], OKActions: [topic] });
       }
+      // The serving composite pages through the region's "checkout impaired", not itself.
+      const serving = template.toJSON().Resources[id(stack, stack.fleetAlarms.servingImpaired)].Properties;
+      expect(serving.AlarmActions).toBeUndefined();
     }
   });
 
@@ -171,6 +176,67 @@ describe('fleet alarms', () => {
     }
   });
 
+  test('healthy hosts after the loss of one AZ: the minimum less the largest AZ share, never below 1 (production 3 -> 2, standby 2 -> 1, lean 1 -> 1)', () => {
+    for (const [stack, threshold] of [
+      [production.primary, 2],
+      [production.standby!, 1],
+      [lean.primary, 1],
+    ] as const) {
+      const props = alarm(stack, Template.fromStack(stack), 'HealthyHostsAfterAzLoss');
+      expect(props).toMatchObject({
+        MetricName: 'HealthyHostCount',
+        Statistic: 'Minimum',
+        Threshold: threshold,
+        ComparisonOperator: 'LessThanThreshold',
+        EvaluationPeriods: 3,
+        TreatMissingData: 'breaching',
+      });
+      expect(props.Dimensions.map((d: Json) => d.Name)).not.toContain('AvailabilityZone');
+      expect(stack.fleetAlarms.staticStabilityAlarm.node.id).toBe('HealthyHostsAfterAzLoss');
+      // Not a blocking alarm of practice runs: those are the per-AZ (or whole-fleet minimum) ones.
+      expect(stack.fleetAlarms.healthyHostAlarms).not.toContain(stack.fleetAlarms.staticStabilityAlarm);
+    }
+  });
+
+  test("the service's own failures no other alarm sees: gateway rejections, parked outbox messages, an outbox backlog", () => {
+    const namespace = {
+      Namespace: 'ResilientShop/Checkout',
+      Dimensions: [{ Name: 'Service', Value: 'checkout' }],
+    };
+    expect(alarm(production.primary, primary, 'GatewayRejected')).toMatchObject({
+      ...namespace,
+      MetricName: 'PaymentRequestsRejected',
+      Statistic: 'Sum',
+      Period: 300,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      EvaluationPeriods: 1,
+    });
+    expect(alarm(production.primary, primary, 'OutboxMessagesParked')).toMatchObject({
+      ...namespace,
+      MetricName: 'OutboxMessagesParked',
+      Statistic: 'Sum',
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    });
+    expect(alarm(production.primary, primary, 'OutboxBacklog')).toMatchObject({
+      ...namespace,
+      MetricName: 'OutboxOldestPendingSeconds',
+      Statistic: 'Maximum',
+      Period: 60,
+      Threshold: 300,
+      ComparisonOperator: 'GreaterThanThreshold',
+      EvaluationPeriods: 3,
+    });
+    // The names the alarms read are the ones the service publishes.
+    const published =
+      readFileSync(join(ROOT, 'service/metrics.ts'), 'utf8') +
+      readFileSync(join(ROOT, 'service/outbox/relay.ts'), 'utf8');
+    for (const name of ['PaymentRequestsRejected', 'OutboxMessagesParked', 'OutboxOldestPendingSeconds']) {
+      expect(published).toContain(name);
+    }
+  });
+
   test('rejected connections: any', () => {
     expect(alarm(production.primary, primary, 'RejectedConnections')).toMatchObject({
       MetricName: 'RejectedConnectionCount',
@@ -244,10 +310,10 @@ describe('fleet alarms', () => {
     }
   });
 
-  test('checkout impaired (the autoshift practice-run outcome) is any of 5xx, latency or the breaker', () => {
+  test('serving impaired (the autoshift practice-run outcome) is any of 5xx, latency or the breaker', () => {
     const stack = production.primary;
     const rule =
-      primary.toJSON().Resources[id(stack, stack.fleetAlarms.checkoutImpaired)].Properties.AlarmRule;
+      primary.toJSON().Resources[id(stack, stack.fleetAlarms.servingImpaired)].Properties.AlarmRule;
     const text = JSON.stringify(rule);
     for (const alarmId of ['Alb5xxRate', 'Target5xxRate', 'P99Latency', 'CircuitBreakerOpen']) {
       const construct = stack.fleetAlarms.alarms.find((a) => a.node.id === alarmId)!;

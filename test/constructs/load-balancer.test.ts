@@ -297,7 +297,7 @@ describe("the VPC's own callers of the public name (the certificate probe, throu
 });
 
 describe('zonal autoshift', () => {
-  test('production: enabled on the load balancer with the checkout-impaired composite as the practice-run outcome alarm', () => {
+  test('production: enabled on the load balancer with the serving-impaired composite as the practice-run outcome alarm', () => {
     const stack = production.primary;
     primary.hasResourceProperties('AWS::ARCZonalShift::ZonalAutoshiftConfiguration', {
       ResourceIdentifier: { Ref: id(stack, stack.loadBalancer.loadBalancer) },
@@ -306,7 +306,7 @@ describe('zonal autoshift', () => {
         OutcomeAlarms: [
           {
             Type: 'CLOUDWATCH',
-            AlarmIdentifier: { 'Fn::GetAtt': [id(stack, stack.fleetAlarms.checkoutImpaired), 'Arn'] },
+            AlarmIdentifier: { 'Fn::GetAtt': [id(stack, stack.fleetAlarms.servingImpaired), 'Arn'] },
           },
         ],
       },

@@ -71,7 +71,8 @@ describeWithPostgres('stuck-order sweep', () => {
         },
       },
     ]);
-    // AND a retry with the same key is answered with it, without paying again
+    // AND a retry with the same key is answered with it (a replay of the stored reply),
+    // without paying again
     const callsBefore = direct.payments.calls.length;
     const retry = await direct.service.checkout('stuck-key-1', body);
     expect(retry).toEqual({
@@ -82,6 +83,7 @@ describeWithPostgres('stuck-order sweep', () => {
         recommendations: [],
         degraded: ['recommendations'],
       },
+      replayed: true,
     });
     expect(direct.payments.calls.length).toBe(callsBefore);
   });
