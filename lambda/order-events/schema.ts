@@ -27,7 +27,7 @@ const orderEventSchema = z.looseObject({
 /**
  * A validated order event; fields beyond those checked are passed on untouched. `requestId`
  * (the checkout request behind it, for the logs) is optional: older messages have none,
- * and one that is not a bounded string is dropped, never a reason to refuse the event.
+ * and one that is not an id the service accepts (`acceptedRequestId`) is dropped, never a reason to refuse the event.
  */
 export type OrderEvent = z.infer<typeof orderEventSchema>;
 

@@ -26,7 +26,7 @@ const deferredPaymentSchema = z.looseObject({
   eventId: z.optional(z.string().check(z.maxLength(200))),
   /**
    * The checkout request that deferred it (absent from older messages and the stuck-order
-   * sweep's): logged. One that is not a bounded string is dropped, never a reason to refuse.
+   * sweep's): logged. One that is not an id the service accepts is dropped, never a reason to refuse.
    */
   requestId: optionalRequestId,
 });

@@ -16,7 +16,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import * as z from 'zod/mini';
-import { REQUEST_ID_MAX_LENGTH } from '../../service/orders/trace';
+import { REQUEST_ID_MAX_LENGTH, acceptedRequestId } from '../../service/orders/trace';
 
 /** The keys every log line about one SQS record carries (names shared with the service's lines). */
 export interface RecordLogKeys {
@@ -41,8 +41,9 @@ export const optionalRequestId = z.optional(
 );
 
 /**
- * A parsed message body without its `requestId` when that is not a string of 1 to
- * REQUEST_ID_MAX_LENGTH characters (the body is not modified; a copy is returned).
+ * A parsed message body without its `requestId` when that is not a request id the service
+ * itself would accept (`acceptedRequestId`, service/orders/trace.ts: the one rule for
+ * both sides); the body is not modified, a copy is returned.
  *
  * Why not zod's `catch`: it adds about 11 KB of zod to every worker bundle, which the
  * payment-retry bundle's 250 KB budget has no room for.
@@ -50,9 +51,7 @@ export const optionalRequestId = z.optional(
 export function dropInvalidRequestId(json: unknown): unknown {
   if (json === null || typeof json !== 'object' || Array.isArray(json) || !('requestId' in json)) return json;
   const { requestId, ...rest } = json as Record<string, unknown>;
-  const valid =
-    typeof requestId === 'string' && requestId.length >= 1 && requestId.length <= REQUEST_ID_MAX_LENGTH;
-  return valid ? json : rest;
+  return typeof requestId === 'string' && acceptedRequestId(requestId) !== undefined ? json : rest;
 }
 
 const scope = new AsyncLocalStorage<RecordLogKeys>();

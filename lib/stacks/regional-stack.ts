@@ -1,6 +1,5 @@
 import { ArnFormat, Duration, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
 import { IBackupVault } from 'aws-cdk-lib/aws-backup';
-import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as route53 from 'aws-cdk-lib/aws-route53';
@@ -320,17 +319,18 @@ export class RegionalStack extends Stack {
       // alarm meanwhile proves the standby's path to the database, IAM login included.
       removalPolicy: workerRemoval,
     });
-    this.alarmTopic.notify(
+    // The database and fleet alarms notify the topic through their constructs' props.
+    const messagingAlarms = [
       ...this.messaging.orderEvents.alarms,
       ...this.messaging.paymentRetry.alarms,
       ...this.paymentRetryWorker.alarms,
       ...this.certificateProbe.alarms,
       ...this.inventoryReconciler.alarms,
-    );
+    ];
+    this.alarmTopic.notify(...messagingAlarms);
 
     // Tier 7. Every alarm of the region in one place: the composite that says customers
     // are affected (the stop condition of the experiments below) and the dashboard.
-    const alarm = (a: { metric: cloudwatch.IMetric }) => a.metric;
     this.monitoring = new RegionalMonitoring(this, 'Monitoring', {
       alarmTopic: this.alarmTopic.topic,
       loadBalancer: this.loadBalancer,
@@ -348,24 +348,16 @@ export class RegionalStack extends Stack {
       idempotencyTable,
       certificateMetrics: this.certificateProbe.expiryAlarms.map((a, i) => ({
         label: this.certificateProbe.endpoints[i].label,
-        metric: alarm(a),
+        metric: a.metric,
       })),
       workerMetrics: [
-        { label: 'inventory drift (units)', metric: alarm(this.inventoryReconciler.driftAlarm) },
+        { label: 'inventory drift (units)', metric: this.inventoryReconciler.driftAlarm.metric },
         ...this.certificateProbe.failureAlarms.map((a, i) => ({
           label: `probe failed: ${this.certificateProbe.endpoints[i].label}`,
-          metric: alarm(a),
+          metric: a.metric,
         })),
       ],
-      alarms: [
-        ...this.database.alarms,
-        ...this.fleetAlarms.alarms,
-        ...this.messaging.orderEvents.alarms,
-        ...this.messaging.paymentRetry.alarms,
-        ...this.paymentRetryWorker.alarms,
-        ...this.certificateProbe.alarms,
-        ...this.inventoryReconciler.alarms,
-      ],
+      alarms: [...this.database.alarms, ...this.fleetAlarms.alarms, ...messagingAlarms],
     });
 
     // Tier 8. Experiment templates cost nothing until started, so both profiles and both
