@@ -2,7 +2,8 @@
  * The database's own ceiling for the checkout's SQL: pgbench driving the two statements
  * of a checkout (claim, record the outcome) with as many clients as the service bench,
  * on a database prepared the same way. The script, bench/pgbench-checkout.sql, is
- * derived from the service's statements ({@link pgbenchScript}): the same SQL text, with
+ * derived from the service's statements ({@link pgbenchScript}): the same calls of the
+ * same functions (the service's migrations create them in pgbench's database too), with
  * each bound parameter replaced by what pgbench can supply (a random SKU and customer,
  * the key and ids generated server-side by gen_random_uuid() in the claim and read back
  * with \gset for the second statement, constants for the rest).
@@ -25,13 +26,6 @@ function bind(sql: string, values: Record<number, string>): string {
   });
 }
 
-/** Inserts `insertion` before `anchor` in `sql`, or throws when the statement no longer has it. */
-function insertBefore(sql: string, anchor: string, insertion: string): string {
-  const at = sql.indexOf(anchor);
-  if (at < 0) throw new Error(`pgbench script: the statement changed; "${anchor}" not found`);
-  return sql.slice(0, at) + insertion + sql.slice(at);
-}
-
 /** One line per statement, as pgbench reads scripts (a command ends at the end of its line). */
 const oneLine = (sql: string) => sql.replace(/\s+/g, ' ').trim();
 
@@ -45,12 +39,12 @@ const CHARGE_ID = 'ch_00000000-0000-4000-8000-000000000000';
  */
 export function pgbenchScript(skus: number): string {
   // The claim: the key, order id and lease token come from gen_random_uuid() in a CTE
-  // (volatile, so evaluated once) and are returned for \gset.
-  let claim = bind(CLAIM.text, {
-    1: 'SELECT key FROM ids',
+  // (volatile, so evaluated once), are passed to the claim's function and returned for \gset.
+  const claimCall = bind(CLAIM.call.text.replace(/^\/\* [a-z-]+ \*\/ /, ''), {
+    1: 'ids.key',
     2: `'${HASH}'`,
-    3: 'SELECT order_id FROM ids',
-    4: 'SELECT lease_token FROM ids',
+    3: 'ids.order_id',
+    4: 'ids.lease_token',
     5: '30000',
     6: `ARRAY['BENCH-' || :sku::int]`,
     7: 'ARRAY[1]',
@@ -58,16 +52,9 @@ export function pgbenchScript(skus: number): string {
     9: `'USD'`,
     10: `'tok_visa'`,
   });
-  claim = insertBefore(
-    claim,
-    'lines AS (',
-    'ids AS (SELECT gen_random_uuid()::text AS key, gen_random_uuid() AS order_id, gen_random_uuid() AS lease_token), ',
-  );
-  claim = insertBefore(
-    claim,
-    '(SELECT amount_cents FROM placed) AS amount_cents',
-    '(SELECT key FROM ids) AS key, (SELECT order_id FROM ids) AS order_id, (SELECT lease_token FROM ids) AS lease_token, ',
-  );
+  const claim =
+    `/* ${CLAIM.call.tag} */ WITH ids AS (SELECT gen_random_uuid()::text AS key, gen_random_uuid() AS order_id, gen_random_uuid() AS lease_token) ` +
+    `SELECT ids.key, ids.order_id, ids.lease_token, c.* FROM ids, LATERAL (${claimCall}) AS c`;
   // Recording a confirmed order: payload and reply of the service's size and shape.
   const payload = JSON.stringify({
     type: 'OrderConfirmed',
@@ -84,7 +71,7 @@ export function pgbenchScript(skus: number): string {
     recommendations: [{ sku: 'GIFT-WRAP' }, { sku: 'SOCKS-1' }, { sku: 'MUG-2' }],
     degraded: [],
   });
-  const record = bind(RECORD.text, {
+  const record = bind(RECORD.call.text, {
     1: ':key',
     2: ':lease_token::uuid',
     3: ':order_id::uuid',

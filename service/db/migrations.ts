@@ -2,12 +2,15 @@ import { DatabaseError, Pool, PoolClient } from 'pg';
 import { MigrationParams, Umzug, UmzugStorage } from 'umzug';
 import { withClient } from './pool';
 import { SERVICE_DATABASE_USER } from './settings';
+import { RECORD } from '../orders/outcome';
+import { CLAIM } from '../orders/reservation';
 
 type Migration = { name: string; up: (params: MigrationParams<PoolClient>) => Promise<void> };
 
 /**
  * The schema, in order. Kept in code (not files) so the service bundles into one file.
- * Never edit a migration that has shipped: add a new one.
+ * Never edit a migration that has shipped: add a new one. The statements stored as
+ * functions come last, one migration per version of each ({@link functionMigrations}).
  */
 export const MIGRATIONS: Migration[] = [
   {
@@ -165,7 +168,23 @@ export const MIGRATIONS: Migration[] = [
       `);
     },
   },
+  ...functionMigrations(),
 ];
+
+/**
+ * The statements stored as functions (service/db/sql-function.ts), one migration each,
+ * listed after the numbered ones in {@link MIGRATIONS},
+ * named after the function: a change to a statement's SQL is a new function and so a new
+ * migration, applied by `npm run db:migrate` like the numbered ones, after them.
+ */
+function functionMigrations(): Migration[] {
+  return [CLAIM, RECORD].map((fn) => ({
+    name: `function-${fn.name}`,
+    up: async ({ context: db }) => {
+      await db.query(fn.ddl);
+    },
+  }));
+}
 
 /** Why the service refuses to start: migrations are pending and its user may not apply them. */
 export class MigrationsNotAppliedError extends Error {

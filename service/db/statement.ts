@@ -15,10 +15,10 @@ import { Admission, gateOf } from './gate';
  * sees a named prepared statement ("Avoiding pinning an RDS Proxy", Aurora user guide),
  * which turns the proxy's multiplexing off for every connection of the service; since
  * November 2023 it multiplexes the unnamed extended protocol. The cost: PostgreSQL parses
- * and plans each statement again. The checkout's two statements are large CTEs, so that
- * is measurable on the database (bench/checkout.ts: about 20% more PostgreSQL CPU per
- * checkout, pgbench about twice as fast with `--protocol=prepared`), while the service's
- * own CPU changes by 5-10%.
+ * and plans each statement again. The checkout's two statements are large CTEs, where that
+ * was most of PostgreSQL's CPU (pgbench ran them twice as fast with `--protocol=prepared`),
+ * so they are stored functions instead (service/db/sql-function.ts): the unnamed call is
+ * short, and PL/pgSQL keeps the query's plan for the session.
  *
  * `DB_NAMED_STATEMENTS=true` ({@link nameStatementsOn}) prepares each statement once per
  * connection under its tag instead: only for a direct connection to PostgreSQL, never

@@ -1,5 +1,6 @@
 import { Pool } from 'pg';
-import { execute, statement } from '../db/statement';
+import { execute } from '../db/statement';
+import { sqlFunction } from '../db/sql-function';
 import { OUTBOX_INSERT, OutboxDestination } from '../outbox/enqueue';
 import { ChargeOutcome } from '../payment-client';
 import { Order } from './order';
@@ -119,9 +120,14 @@ export function outcomeRecord(order: OrderFacts, outcome: RecordableOutcome): Ou
  * - the last SELECT returns the reply already stored under the key when the fence was
  *   empty (what the request that won stored), and nothing otherwise (no JSON to parse on
  *   the normal path).
+ *
+ * Stored as a function (service/db/sql-function.ts), planned once per database session:
+ * the service sends `SELECT * FROM checkout_record_outcome_<hash>($1, ...)`, unnamed.
  */
-export const RECORD = statement(
+export const RECORD = sqlFunction(
   'checkout-record-outcome',
+  ['text', 'uuid', 'uuid', 'text', 'text', 'boolean', 'text', 'jsonb', 'int', 'jsonb'],
+  'recorded boolean, status_code int, response jsonb',
   `
     WITH returned AS MATERIALIZED (${lockOrderInventory('$3', '$6::boolean')}
     ),
@@ -181,7 +187,7 @@ export async function recordOutcome(
     recorded: boolean;
     status_code: number | null;
     response: Record<string, unknown> | null;
-  }>(pool, RECORD, [
+  }>(pool, RECORD.call, [
     order.key,
     order.leaseToken,
     order.id,

@@ -1,5 +1,6 @@
 import { Pool } from 'pg';
-import { execute, statement } from '../db/statement';
+import { execute } from '../db/statement';
+import { sqlFunction } from '../db/sql-function';
 import { STORED_KEY_COLUMNS, StoredKey, StoredKeyRow, toStoredKey } from '../idempotency/store';
 import { Cart, Order } from './order';
 
@@ -39,9 +40,14 @@ export type Claim =
  *   concurrent claim of the same key wins and this one writes nothing at all;
  * - `reserved`, `placed`, `items`: only when the key was claimed for an order. The
  *   CHECK (available >= 0) would abort the whole statement were a line short after all.
+ *
+ * Stored as a function (service/db/sql-function.ts), planned once per database session:
+ * the service sends `SELECT * FROM checkout_claim_<hash>($1, ...)`, unnamed.
  */
-export const CLAIM = statement(
+export const CLAIM = sqlFunction(
   'checkout-claim',
+  ['text', 'text', 'uuid', 'uuid', 'float8', 'text[]', 'int[]', 'text', 'text', 'text'],
+  'amount_cents bigint, claimed boolean, short_sku text, short_reason text, seen jsonb',
   `
     WITH lines AS (
       SELECT l.sku, l.quantity FROM unnest($6::text[], $7::int[]) AS l (sku, quantity)
@@ -126,7 +132,7 @@ interface ClaimRow {
 export async function claimOrder(pool: Pool, draft: DraftOrder, cart: Cart, leaseMs: number): Promise<Claim> {
   const { rows } = await execute<ClaimRow>(
     pool,
-    CLAIM,
+    CLAIM.call,
     [
       draft.key,
       draft.requestHash,
