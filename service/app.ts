@@ -1,5 +1,5 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
-import { IncomingMessage } from 'node:http';
+import { IncomingMessage, ServerResponse, createServer } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Fastify, {
   FastifyBaseLogger,
@@ -63,6 +63,11 @@ export interface AppOptions {
 }
 
 const CHECKOUT_ROUTE = '/v1/checkout';
+/** What a shed request gets, with 503 and Retry-After. */
+const SHED_BODY = JSON.stringify({
+  error: 'OVERLOADED',
+  message: 'the service is shedding load; retry after the given delay',
+});
 /** The order id in a `GET /v1/orders/:id` URL (validated by the route's schema, not here). */
 const ORDER_URL = /^\/v1\/orders\/([0-9a-fA-F-]{36})(?:[?#]|$)/;
 const SKU = '^[A-Z0-9][A-Z0-9-]{0,31}$';
@@ -197,22 +202,76 @@ export function buildHttpApp(options: AppOptions): FastifyInstance {
     if (fields.err) options.logger?.error(line, 'checkout');
     else options.logger?.info(line, 'checkout');
   };
+  // Load shedding: refuse new work early, before latency collapses, on the routes that
+  // do work. Health routes are never shed: a shed health check would pull a busy but
+  // healthy instance out of the load balancer and push its load onto the others.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+  let recentLoopDelayMs = 0;
+  const sampler = setInterval(() => {
+    recentLoopDelayMs = loopDelay.percentile(99) / 1e6;
+    loopDelay.reset();
+  }, 500);
+  sampler.unref();
+  const gate = options.databaseGate;
+  /**
+   * Four signals of saturation: too much work in progress, a starved event loop, a queue
+   * for database connections, and the database gate, where a new checkout would wait
+   * longer than its budget (the database, not Node, is usually the limit). The gate is
+   * what keeps admitted requests fast under overload (service/db/gate.ts).
+   */
+  const saturated = () =>
+    work.full ||
+    recentLoopDelayMs > options.maxEventLoopDelayMs ||
+    pool.waitingCount > options.maxDbWaiting ||
+    gate?.busy === true;
+  const shedHeaders = {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(Buffer.byteLength(SHED_BODY)),
+    'retry-after': String(options.retryAfterSeconds),
+  };
+  /**
+   * Early shedding, before fastify sees the request and before its body is read: the 503
+   * is written from constants, with no request object, request id, child logger, hooks
+   * or serialization. Under 3x the peak rate most requests are shed, on the same cores
+   * as the admitted ones (docs/checkout-service.md#benchmark). The body, if any, is
+   * read and dropped by node, and the connection stays usable.
+   */
+  const shedEarly = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const url = req.url ?? '';
+    if (!(url.startsWith('/v1/') || url.startsWith('/admin/')) || !saturated()) return false;
+    metrics.increment('RequestsShed');
+    res.writeHead(503, shedHeaders).end(SHED_BODY);
+    return true;
+  };
+  // Slow clients: node answers 408 and closes a connection whose headers, or whole
+  // request, take longer than this (200 clients trickling a body byte every 5 s held
+  // every slot for 40 s when nothing bounded them). Node checks once a second.
+  const http = {
+    headersTimeout: options.headersTimeoutMs,
+    requestTimeout: options.requestTimeoutMs,
+    connectionsCheckingInterval: 1_000,
+  };
+  // Backstop for a connection on which nothing at all moves (a client that stops
+  // reading): longer than any legitimate silence, a kept-alive idle period included.
+  const connectionTimeoutMs = options.keepAliveTimeoutMs + 30_000;
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
-    bodyLimit: options.bodyLimitBytes,
-    // Slow clients: node answers 408 and closes a connection whose headers, or whole
-    // request, take longer than this (200 clients trickling a body byte every 5 s held
-    // every slot for 40 s when nothing bounded them). Node checks once a second.
-    http: {
-      headersTimeout: options.headersTimeoutMs,
-      requestTimeout: options.requestTimeoutMs,
-      connectionsCheckingInterval: 1_000,
+    // Fastify's own HTTP/1 server (lib/server.js), with the early shedding in front.
+    serverFactory: (handler) => {
+      const server = createServer(http, (req, res) => {
+        if (!shedEarly(req, res)) handler(req, res);
+      });
+      server.keepAliveTimeout = options.keepAliveTimeoutMs;
+      server.requestTimeout = options.requestTimeoutMs;
+      server.setTimeout(connectionTimeoutMs);
+      return server;
     },
+    bodyLimit: options.bodyLimitBytes,
+    http,
     requestTimeout: options.requestTimeoutMs,
     keepAliveTimeout: options.keepAliveTimeoutMs,
-    // Backstop for a connection on which nothing at all moves (a client that stops
-    // reading): longer than any legitimate silence, a kept-alive idle period included.
-    connectionTimeout: options.keepAliveTimeoutMs + 30_000,
+    connectionTimeout: connectionTimeoutMs,
     // The client's x-request-id is used only when it is an acceptable id (bounded, no
     // characters to escape): it goes into every log line and the order's SQS message.
     requestIdHeader: false,
@@ -226,44 +285,10 @@ export function buildHttpApp(options: AppOptions): FastifyInstance {
     },
   });
 
-  // Load shedding: refuse new work early, before latency collapses, on the routes that
-  // do work. Health routes are never shed: a shed health check would pull a busy but
-  // healthy instance out of the load balancer and push its load onto the others.
-  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
-  loopDelay.enable();
-  let recentLoopDelayMs = 0;
-  const sampler = setInterval(() => {
-    recentLoopDelayMs = loopDelay.percentile(99) / 1e6;
-    loopDelay.reset();
-  }, 500);
-  sampler.unref();
-
   const shed = (reply: FastifyReply) => {
     metrics.increment('RequestsShed');
-    return reply
-      .code(503)
-      .header('retry-after', String(options.retryAfterSeconds))
-      .send({ error: 'OVERLOADED', message: 'the service is shedding load; retry after the given delay' });
+    return reply.code(503).headers(shedHeaders).send(SHED_BODY);
   };
-
-  // Early shedding, before the body is read: four signals of saturation - too much work
-  // in progress, a starved event loop, a queue for database connections, and the
-  // database gate, where a new checkout would wait longer than its budget (the database,
-  // not Node, is usually the limit). The gate is what keeps admitted requests fast under
-  // overload (service/db/gate.ts): shedding costs the refused request a 503 in
-  // microseconds instead of every admitted one a wait.
-  const gate = options.databaseGate;
-  app.addHook('onRequest', async (request, reply) => {
-    if (!request.url.startsWith('/v1/') && !request.url.startsWith('/admin/')) return;
-    if (
-      work.full ||
-      recentLoopDelayMs > options.maxEventLoopDelayMs ||
-      pool.waitingCount > options.maxDbWaiting ||
-      gate?.busy
-    ) {
-      return shed(reply);
-    }
-  });
 
   /**
    * Runs a route's work in an in-flight slot: taken once the body has arrived and been

@@ -138,6 +138,97 @@ describeWithPostgres('the HTTP layer', () => {
     });
   });
 
+  describe('load shedding', () => {
+    test('a shed request gets 503 + Retry-After at once, before its body is read, and its kept-alive connection serves the next request', async () => {
+      // GIVEN room for one request of work, taken by a checkout whose payment takes 800 ms
+      const h = await startHarness(db, {
+        ...SHED_ON_IN_FLIGHT(1),
+        PAYMENT_ATTEMPT_TIMEOUT_MS: '3000',
+        PAYMENT_RETRIES: '0',
+      });
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        await setStock(h.service.url, 'SHED-1', 10);
+        h.payment.set({ latencyMs: 800 });
+        const working = checkout(
+          h.service.url,
+          newKey('working'),
+          checkoutBody({ items: [{ sku: 'SHED-1', quantity: 1 }] }),
+        );
+        await waitFor(
+          async () =>
+            (
+              await db.query(
+                "SELECT 1 FROM orders o JOIN order_items i ON i.order_id = o.id WHERE i.sku = 'SHED-1'",
+              )
+            ).length,
+        );
+        const send = (path: string, body?: string) =>
+          new Promise<{ status: number; headers: Record<string, unknown>; body: string; reused: boolean }>(
+            (resolve, reject) => {
+              const req = request(
+                `${h.service.url}${path}`,
+                {
+                  agent,
+                  method: body === undefined ? 'GET' : 'POST',
+                  headers:
+                    body === undefined
+                      ? {}
+                      : { 'content-type': 'application/json', 'idempotency-key': newKey('shed') },
+                },
+                (res) => {
+                  let text = '';
+                  res.setEncoding('utf8');
+                  res.on('data', (chunk) => (text += chunk));
+                  res.on('end', () =>
+                    resolve({
+                      status: res.statusCode!,
+                      headers: res.headers,
+                      body: text,
+                      reused: req.reusedSocket,
+                    }),
+                  );
+                },
+              );
+              req.on('error', reject);
+              req.end(body);
+            },
+          );
+
+        // WHEN a checkout arrives while the only slot is taken
+        const shed = await send(
+          '/v1/checkout',
+          JSON.stringify(checkoutBody({ items: [{ sku: 'SHED-1', quantity: 1 }] })),
+        );
+
+        // THEN it is refused with the service's 503, in JSON, with Retry-After, and nothing written
+        expect(shed.status).toBe(503);
+        expect(shed.headers['retry-after']).toBe('2');
+        expect(shed.headers['content-type']).toBe('application/json; charset=utf-8');
+        expect(JSON.parse(shed.body)).toEqual({
+          error: 'OVERLOADED',
+          message: 'the service is shedding load; retry after the given delay',
+        });
+        // ...health is never shed, on the same connection (its unread body was dropped)
+        const live = await send('/health/live');
+        expect(live).toMatchObject({ status: 200, reused: true });
+        // ...and once the slot is free again, the same connection takes a checkout
+        expect((await working).status).toBe(201);
+        const next = await send(
+          '/v1/checkout',
+          JSON.stringify(checkoutBody({ items: [{ sku: 'SHED-1', quantity: 1 }] })),
+        );
+        expect(next).toMatchObject({ status: 201, reused: true });
+        expect((await db.query("SELECT count(*)::int AS n FROM order_items WHERE sku = 'SHED-1'"))[0].n).toBe(
+          2,
+        );
+      } finally {
+        agent.destroy();
+        await h.stop();
+      }
+    });
+  });
+
   describe('shutdown and client connections', () => {
     test('connections with nothing in flight do not hold shutdown: it completes in well under a second', async () => {
       // GIVEN a drain timeout of 5 s and three connections with no request in flight: one that
