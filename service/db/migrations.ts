@@ -172,10 +172,10 @@ export const MIGRATIONS: Migration[] = [
 ];
 
 /**
- * The statements stored as functions (service/db/sql-function.ts), one migration each,
- * listed after the numbered ones in {@link MIGRATIONS},
- * named after the function: a change to a statement's SQL is a new function and so a new
- * migration, applied by `npm run db:migrate` like the numbered ones, after them.
+ * One migration per statement stored as a function (service/db/sql-function.ts), named
+ * after the function and listed after the numbered migrations in {@link MIGRATIONS}. A
+ * function's name carries a hash of its SQL, so a change to that SQL is a new function
+ * and a new migration, which `npm run db:migrate` applies like any other.
  */
 function functionMigrations(): Migration[] {
   return [CLAIM, RECORD].map((fn) => ({

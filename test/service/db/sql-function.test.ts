@@ -69,7 +69,7 @@ describe('the checkout statements stored as functions', () => {
     );
   });
 
-  test("a call keeps the statement's errors: a key claimed for an unknown SKU stores the 409, a short line aborts nothing else", async () => {
+  test("a call returns the statement's rows: an unknown SKU stores the 409 under the key, and a second call finds the key stored", async () => {
     const call = (key: string, sku: string) =>
       pool.query(CLAIM.call.text, [
         key,
