@@ -58,8 +58,9 @@ export function readOrderEventsEnv(env: Readonly<Record<string, string | undefin
  * Powertools' documented batch + idempotency pattern (../shared/idempotent-batch.ts):
  * `processPartialResponse` runs the record handler for every record and reports the
  * failed ones as batch item failures (only those are retried); the record handler is made idempotent with `makeIdempotent`,
- * keyed on the event's `eventId` (the outbox row's id, the same in every copy the relay
- * sends and in a message redriven from the DLQ, both of which get a new SQS messageId),
+ * keyed on the event's `eventId` (`<orderId>/<type>`: the same in every copy the relay
+ * sends, in a message redriven from the DLQ, both of which get a new SQS messageId, and
+ * in the same event written again after a restore or a failover lost its first row),
  * and `registerLambdaContext` bounds an in-progress record by the invocation's remaining
  * time, so a copy whose function died mid-way is retried once that time has passed.
  *

@@ -1,6 +1,6 @@
 /**
  * The `order-events` message the checkout service's outbox relay publishes:
- * `{ eventId: "outbox-<id>", type: "OrderConfirmed" | "OrderPaymentDeclined" | ..., orderId, ... }`.
+ * `{ eventId: "<orderId>/<type>", type: "OrderConfirmed" | "OrderPaymentDeclined" | ..., orderId, ... }`.
  *
  * `zod/mini` rather than `zod`: the same validation, and about 15 KB in the bundle
  * instead of about 450 KB (the classic API's methods cannot be tree-shaken).

@@ -1,7 +1,7 @@
 /**
  * The `payment-retry` message: what the checkout service's outbox relay publishes when an
  * order is deferred (service/orders/outcome.ts `outcomeRecord`, and the stuck-order sweep):
- * `{ eventId: "outbox-<id>", type: "PaymentDeferred", orderId, customerId, amountCents,
+ * `{ eventId: "<orderId>/PaymentDeferred", type: "PaymentDeferred", orderId, customerId, amountCents,
  * currency, paymentToken, cause }`.
  *
  * The message is a pointer: the worker charges what the order row says (amount, currency,
@@ -22,7 +22,7 @@ const deferredPaymentSchema = z.looseObject({
   currency: z.string().check(z.regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as USD')),
   /** Why the checkout deferred it (`circuit-open`, `retries-exhausted`, `stuck-in-progress`, ...): logged. */
   cause: z.optional(z.string().check(z.maxLength(100))),
-  /** The outbox row's id: logged, to trace a message back to its row. */
+  /** The event's id (`<orderId>/PaymentDeferred`): logged, to trace the message across the relay's and the worker's lines. */
   eventId: z.optional(z.string().check(z.maxLength(200))),
   /**
    * The checkout request that deferred it (absent from older messages and the stuck-order

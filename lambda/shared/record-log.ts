@@ -24,7 +24,7 @@ export interface RecordLogKeys {
   readonly messageId: string;
   /** The order the message is about. */
   orderId?: string;
-  /** The outbox row's id (`outbox-<id>`), the same in every copy of the message. */
+  /** The event's id (`<orderId>/<type>`, service/outbox/relay.ts), the same in every copy of the message. */
   eventId?: string;
   /** The checkout request that produced the message, when it carries one. */
   requestId?: string;

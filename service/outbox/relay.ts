@@ -49,8 +49,30 @@ interface OutboxRow {
   readonly created_at: Date;
 }
 
-/** The id consumers dedupe on, in every message's body: the same in every copy of a row. */
-const eventIdOf = (rowId: string) => `outbox-${rowId}`;
+/**
+ * The id consumers dedupe on, in every message's body: `<orderId>/<type>`, the event
+ * itself rather than the row that carries it.
+ *
+ * Each event type is a transition an order makes at most once, fenced on its status
+ * (confirmed, declined or deferred from `PAYMENT_IN_PROGRESS`; confirmed or declined by
+ * the payment-retry worker from `PENDING_PAYMENT`; cancelled by the inventory
+ * reconciler), so the id is the same in every copy of a row, and also when the same event
+ * is written again after a point-in-time restore or a regional failover lost the row
+ * that first carried it (the retried checkout gets the same order id, from its key, and
+ * the gateway's same charge): the consumers drop it as the duplicate it is. The row's
+ * sequence number did neither: after such a recovery the sequence handed out ids already
+ * published, so new events arrived under ids the order-events worker had applied to
+ * other orders (refused, to its DLQ), and a re-written event got a new id (applied twice).
+ *
+ * A payload without a string `orderId` and `type` (no producer writes one) keeps the
+ * row's id, `outbox-<id>`.
+ */
+export function eventIdOf(row: { readonly id: string; readonly payload: Record<string, unknown> }): string {
+  const { orderId, type } = row.payload;
+  return typeof orderId === 'string' && orderId !== '' && typeof type === 'string' && type !== ''
+    ? `${orderId}/${type}`
+    : `outbox-${row.id}`;
+}
 
 /**
  * The fields that put a row's log lines on its order's trace: `eventId`, `orderId` (every
@@ -61,8 +83,13 @@ function traceOf(
   rows: readonly OutboxRow[],
   id: string,
 ): { eventId: string; orderId: unknown; requestId: unknown } {
-  const payload = rows.find((r) => r.id === id)?.payload;
-  return { eventId: eventIdOf(id), orderId: payload?.orderId, requestId: payload?.requestId };
+  const row = rows.find((r) => r.id === id);
+  const payload = row?.payload;
+  return {
+    eventId: row ? eventIdOf(row) : `outbox-${id}`,
+    orderId: payload?.orderId,
+    requestId: payload?.requestId,
+  };
 }
 
 /** What one send did with each row: published, parked (with why), or left pending. */
@@ -140,7 +167,7 @@ export function createSqsClient(options: {
  * instances relay in parallel without sending the same row at the same time; a row is
  * marked published only after SQS accepted it, in the transaction that holds its lock.
  * A crash between the send and the commit sends it again: every message carries
- * `eventId` (`outbox-<id>`) for consumers to dedupe.
+ * `eventId` (`<orderId>/<type>`, {@link eventIdOf}) for consumers to dedupe.
  *
  * A message SQS refuses for good is parked (`parked_at`, `park_reason`) and counted as
  * `OutboxMessagesParked`, never retried by the relay; see {@link classifySendError}
@@ -318,7 +345,7 @@ export class OutboxRelay {
           QueueUrl: this.options.queueUrls[destination],
           Entries: rows.map((r) => ({
             Id: r.id,
-            MessageBody: JSON.stringify({ eventId: eventIdOf(r.id), ...r.payload }),
+            MessageBody: JSON.stringify({ eventId: eventIdOf(r), ...r.payload }),
           })),
         }),
         { abortSignal: signal },

@@ -67,7 +67,7 @@ describeIfReady('transactional outbox', () => {
         expect.objectContaining({
           type: 'OrderConfirmed',
           orderId: confirmed.body.orderId,
-          eventId: expect.stringMatching(/^outbox-\d+$/),
+          eventId: `${confirmed.body.orderId as string}/OrderConfirmed`,
         }),
       ]);
       const retries = await moto.drain(queues['payment-retry']);

@@ -119,7 +119,7 @@ describeWithPostgres('tracing an order through the service', () => {
       type: 'OrderConfirmed',
       orderId,
       requestId,
-      eventId: expect.stringMatching(/^outbox-\d+$/),
+      eventId: `${orderId}/OrderConfirmed`,
     });
     // AND the relay's line names the order, the event, the request and SQS's message id
     expect(outboxLine).toMatchObject({
@@ -262,14 +262,14 @@ describeWithPostgres("the outbox relay's lines on an order's trace", () => {
     return { relay: r, lines: capture.lines };
   }
 
-  /** Inserts one outbox row per payload; returns each row's event id with its payload. */
+  /** Inserts one outbox row per payload; returns each row's event id (its order and type) with its payload. */
   async function insert(destination: string, payloads: Record<string, unknown>[]) {
     const rows = await db.query<{ id: string; payload: Record<string, unknown> }>(
       'INSERT INTO outbox (destination, payload) SELECT $1, p FROM unnest($2::jsonb[]) AS p RETURNING id, payload',
       [destination, payloads.map((p) => JSON.stringify(p))],
     );
     return rows.map((r) => ({
-      eventId: `outbox-${r.id}`,
+      eventId: `${r.payload.orderId as string}/${r.payload.type as string}`,
       orderId: r.payload.orderId as string,
       requestId: r.payload.requestId as string | undefined,
     }));

@@ -155,7 +155,7 @@ describeWithPostgres('the checkout across a regional failover', () => {
     expect(chargesOf(orderIdForKey(key))).toMatchObject({ requests: 1 });
   }, 60_000);
 
-  test('an order lost with the old region (not yet replicated) is not charged twice when the client retries on the new one', async () => {
+  test('an order lost with the old region (not yet replicated) is not charged twice, and its event keeps its id, when the client retries on the new one', async () => {
     // GIVEN the primary took and charged a checkout whose rows never reached the standby
     const [primaryDb, standbyDb] = [await regionDatabase(), await regionDatabase()];
     const primary = await startRegion(primaryDb, 'primary');
@@ -164,6 +164,13 @@ describeWithPostgres('the checkout across a regional failover', () => {
     expect(first.status).toBe(201);
     const firstCharge = chargesOf(first.body.orderId as string);
     expect(firstCharge).toBeDefined();
+    // ...and published its OrderConfirmed to order-events
+    const orderEvent = (queue: string) =>
+      waitFor(() => sqs.received(queue).find((m) => m.orderId === first.body.orderId), {
+        timeoutMs: 10_000,
+        message: `no OrderConfirmed for the order on ${queue}`,
+      });
+    const firstEvent = await orderEvent('primary-order-events');
 
     // WHEN the primary region is lost and the client retries on the promoted standby, which
     // has no trace of the key
@@ -183,6 +190,12 @@ describeWithPostgres('the checkout across a regional failover', () => {
       [first.body.orderId],
     );
     expect(order.charge_id).toBe(firstCharge!.chargeId);
+    // AND the order's OrderConfirmed, written again by the new region, carries the event id
+    // the first one had: the order-events worker drops it as a duplicate instead of
+    // fulfilling the order twice (an id from the outbox's sequence would be new here)
+    const retryEvent = await orderEvent('standby-order-events');
+    expect(retryEvent).toMatchObject({ type: 'OrderConfirmed', eventId: firstEvent.eventId });
+    expect(firstEvent.eventId).toBe(`${first.body.orderId as string}/OrderConfirmed`);
   }, 60_000);
 
   /**
