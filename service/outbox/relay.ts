@@ -83,13 +83,8 @@ function traceOf(
   rows: readonly OutboxRow[],
   id: string,
 ): { eventId: string; orderId: unknown; requestId: unknown } {
-  const row = rows.find((r) => r.id === id);
-  const payload = row?.payload;
-  return {
-    eventId: row ? eventIdOf(row) : `outbox-${id}`,
-    orderId: payload?.orderId,
-    requestId: payload?.requestId,
-  };
+  const row = rows.find((r) => r.id === id) ?? { id, payload: {} as Record<string, unknown> };
+  return { eventId: eventIdOf(row), orderId: row.payload.orderId, requestId: row.payload.requestId };
 }
 
 /** What one send did with each row: published, parked (with why), or left pending. */

@@ -192,7 +192,8 @@ describeWithPostgres('the checkout across a regional failover', () => {
     expect(order.charge_id).toBe(firstCharge!.chargeId);
     // AND the order's OrderConfirmed, written again by the new region, carries the event id
     // the first one had: the order-events worker drops it as a duplicate instead of
-    // fulfilling the order twice (an id from the outbox's sequence would be new here)
+    // fulfilling the order twice (an id from the outbox's sequence is whatever the new
+    // region's sequence hands out: the same here only by chance, both being outbox-1)
     const retryEvent = await orderEvent('standby-order-events');
     expect(retryEvent).toMatchObject({ type: 'OrderConfirmed', eventId: firstEvent.eventId });
     expect(firstEvent.eventId).toBe(`${first.body.orderId as string}/OrderConfirmed`);
